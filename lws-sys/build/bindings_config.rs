@@ -10,7 +10,7 @@ pub fn builder(wrapper: &Path, include_dirs: &[PathBuf]) -> bindgen::Builder {
         .header(wrapper.to_string_lossy())
         .allowlist_function("lws.*|_lws.*|lwsl_.*")
         .allowlist_type("lws.*|_lws.*|LWS.*")
-        .allowlist_var("LWS.*|lws.*|LLL_.*")
+        .allowlist_var("LWS.*|lws.*|LLL_.*|CONTEXT_PORT_.*")
         // va_list differs per ABI and cannot be built from Rust anyway.
         .blocklist_function("_lws_logv|lws_lec_vsprintf")
         .blocklist_type("va_list|__va_list_tag|__builtin_va_list")
