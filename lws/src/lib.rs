@@ -1,6 +1,62 @@
-//! Safe libwebsockets bindings driven by a mio event loop (work in progress:
-//! the safe core arrives with the next issue). For now this re-exports the
-//! raw layer.
+//! Safe libwebsockets (lws) bindings driven by a [mio] event loop.
+//!
+//! lws does the WebSocket protocol (handshakes, framing, masking, close,
+//! ping/pong, UTF-8 validation); this crate runs it on mio as an lws
+//! *foreign loop* (`event_lib_custom`) and turns lws's callback reasons into
+//! Rust closures or a [`Handler`] implementation, with a send queue per
+//! connection.
+//!
+//! * [`Context`]: one lws context; [`Context::listen`] for servers,
+//!   [`Context::connect`] for clients; [`Context::run`] to drive it, or
+//!   [`Context::embedded`] to share a mio `Poll` you own.
+//! * [`Connection`]: a cheap handle to one connection (send, ping, close,
+//!   pause/resume reading); safe to keep after the connection is gone.
+//! * [`Handle`]: `Send + Clone`, for other threads.
+//!
+//! Callbacks run on the loop thread and may call back into the API freely.
+//! A panic in a callback is caught and logged (via `log`); the connection
+//! goes on, and nothing unwinds into C.
+//!
+//! # Examples
+//!
+//! An echo server:
+//!
+//! ```no_run
+//! use lws::{Callbacks, Context, ContextOptions, ListenOptions};
+//!
+//! let cx = Context::new(ContextOptions::default())?;
+//! let port = cx.listen(
+//!     ListenOptions::new(0),
+//!     Callbacks::new().on_message(|conn, msg| {
+//!         let _ = conn.send(msg);
+//!     }),
+//! )?;
+//! println!("listening on ws://127.0.0.1:{port}/");
+//! cx.run()?;
+//! # Ok::<(), lws::Error>(())
+//! ```
 #![deny(missing_docs)]
 
+mod callback;
+mod connection;
+mod context;
+mod error;
+mod event_loop;
+mod handler;
+mod headers;
+mod logging;
+mod message;
+mod panic;
+mod remote;
+
+pub use callback::{ConnectOptions, ListenOptions};
+pub use connection::{Connection, State};
+pub use context::{Context, ContextOptions};
+pub use error::{Error, Result};
+pub use handler::{Callbacks, Handler};
+pub use headers::Headers;
+pub use message::{CloseCode, Message};
+pub use remote::Handle;
+
+/// The raw FFI layer, for what this crate does not wrap.
 pub use lws_sys as sys;

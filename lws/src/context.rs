@@ -1,0 +1,482 @@
+//! [`Context`]: one lws context on a mio loop, its listeners and clients.
+
+use crate::connection::{ConnSlot, Connection, State};
+use crate::event_loop::{self, Reactor};
+use crate::handler::Handler;
+use crate::remote::{Command, Remote};
+use crate::{callback, Error, Handle, Result};
+use lws_sys as sys;
+use mio::event::Events;
+use mio::{Poll, Registry, Token};
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_void, CString};
+use std::os::raw::c_int;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An event to hand to a handler later (the handler was busy: a callback
+/// re-entered the API, or the event arose inside `connect()`).
+pub(crate) type Deferred = (
+    Rc<RefCell<dyn Handler>>,
+    Connection,
+    Box<dyn FnOnce(&mut dyn Handler, &Connection)>,
+);
+
+/// Everything the C callbacks reach through `lws_context_user()`. Owned by
+/// the [`Context`] (and kept alive by [`Connection`] handles).
+pub(crate) struct Shared {
+    pub(crate) raw: Cell<*mut sys::lws_context>,
+    pub(crate) reactor: RefCell<Reactor>,
+    pub(crate) conns: RefCell<Slab<ConnSlot>>,
+    pub(crate) ids: RefCell<HashMap<u64, usize>>,
+    next_id: Cell<u64>,
+    pub(crate) deferred: RefCell<VecDeque<Deferred>>,
+    /// Set while lws_client_connect_via_info runs: its callbacks are deferred.
+    pub(crate) in_connect: Cell<bool>,
+    pub(crate) listeners: RefCell<Vec<Box<callback::Listener>>>,
+    client_vhost: Cell<*mut sys::lws_vhost>,
+    pub(crate) remote: Arc<Remote>,
+    stop: Cell<bool>,
+    /// Connect deadlines: (when, connection id).
+    timers: RefCell<Vec<(Instant, u64)>>,
+}
+
+impl Shared {
+    /// The Shared behind an lws context created by us.
+    ///
+    /// # Safety
+    /// `cx` must be null or a live context created by [`Context`].
+    pub(crate) unsafe fn from_raw_context<'a>(cx: *mut sys::lws_context) -> Option<&'a Shared> {
+        if cx.is_null() {
+            return None;
+        }
+        // SAFETY: our contexts carry a pointer to their Shared, which lives
+        // (in an Rc held by the Context) until after lws_context_destroy.
+        let user = unsafe { sys::lws_context_user(cx) } as *const Shared;
+        // SAFETY: as above; null only for contexts not created by us.
+        unsafe { user.as_ref() }
+    }
+
+    pub(crate) fn new_id(&self) -> u64 {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        id
+    }
+
+    /// Adds a connection slot; returns its handle.
+    pub(crate) fn insert(self: &Rc<Self>, slot: ConnSlot) -> Connection {
+        let id = slot.id;
+        let key = self.conns.borrow_mut().insert(slot);
+        self.ids.borrow_mut().insert(id, key);
+        Connection {
+            shared: self.clone(),
+            key,
+            id,
+        }
+    }
+
+    /// Forgets a connection (lws freed it).
+    pub(crate) fn remove(&self, key: usize) {
+        let slot = {
+            let mut conns = self.conns.borrow_mut();
+            conns.try_remove(key)
+        };
+        if let Some(slot) = slot {
+            self.ids.borrow_mut().remove(&slot.id);
+        } // dropped here, outside the borrow (its handler may hold handles)
+    }
+
+    /// The handle of a live connection by id.
+    pub(crate) fn connection(self: &Rc<Self>, id: u64) -> Option<Connection> {
+        let key = *self.ids.borrow().get(&id)?;
+        Some(Connection {
+            shared: self.clone(),
+            key,
+            id,
+        })
+    }
+
+    /// Calls `f` on the handler now, or later if it is busy (re-entered) or
+    /// we are inside `connect()`. A panic in `f` is caught and logged.
+    pub(crate) fn call(
+        &self,
+        handler: &Rc<RefCell<dyn Handler>>,
+        conn: &Connection,
+        f: impl FnOnce(&mut dyn Handler, &Connection) + 'static,
+    ) {
+        if !self.in_connect.get() {
+            if let Ok(mut h) = handler.try_borrow_mut() {
+                crate::panic::guard("a connection callback", (), || f(&mut *h, conn));
+                return;
+            }
+        }
+        self.deferred
+            .borrow_mut()
+            .push_back((handler.clone(), conn.clone(), Box::new(f)));
+    }
+
+    fn run_deferred(&self) {
+        loop {
+            let next = self.deferred.borrow_mut().pop_front();
+            let Some((handler, conn, f)) = next else {
+                break;
+            };
+            let busy = handler.try_borrow_mut().is_err();
+            if busy {
+                // Still busy: only possible from inside a callback; keep order.
+                self.deferred.borrow_mut().push_front((handler, conn, f));
+                break;
+            }
+            let mut h = handler.borrow_mut();
+            crate::panic::guard("a connection callback", (), || f(&mut *h, &conn));
+        }
+    }
+}
+
+/// Options for a [`Context`].
+#[derive(Clone, Debug)]
+pub struct ContextOptions {
+    /// mio tokens used are `token_base + fd` (and nothing below
+    /// `token_base`), so an embedding application keeps tokens under it for
+    /// its own sources. Default: 1 << 32.
+    pub token_base: usize,
+    /// Validate UTF-8 of received text messages (invalid ones close the
+    /// connection with 1007). Default: true.
+    pub validate_utf8: bool,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            token_base: 1 << 32,
+            validate_utf8: true,
+        }
+    }
+}
+
+/// An lws context running on a mio event loop: servers ([`Context::listen`])
+/// and clients ([`Context::connect`]) on one thread.
+///
+/// Drive it with [`Context::run`] (it owns a `mio::Poll`), or embed it into
+/// your own Poll with [`Context::embedded`], [`Context::poll_timeout`] and
+/// [`Context::handle_events`]. Other threads use a [`Handle`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use lws::{Callbacks, Context, ContextOptions, ListenOptions};
+/// let cx = Context::new(ContextOptions::default())?;
+/// let port = cx.listen(ListenOptions::new(9001), Callbacks::new().on_message(|conn, msg| {
+///     let _ = conn.send(msg);
+/// }))?;
+/// println!("listening on ws://127.0.0.1:{port}/");
+/// cx.run()?;
+/// # Ok::<(), lws::Error>(())
+/// ```
+pub struct Context {
+    shared: Rc<Shared>,
+    poll: Option<RefCell<Poll>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("connections", &self.shared.conns.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest wait between turns, so lws's own timers are never starved.
+const MAX_WAIT_MS: c_int = 1000;
+
+impl Context {
+    /// A context with its own `mio::Poll`, driven by [`Context::run`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the Poll cannot be created, [`Error::Lws`] if lws
+    /// refuses to create the context.
+    pub fn new(options: ContextOptions) -> Result<Context> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let mut cx = Self::create(registry, &options)?;
+        cx.poll = Some(RefCell::new(poll));
+        Ok(cx)
+    }
+
+    /// A context that registers its sockets in a Poll you own. Call
+    /// [`Context::poll_timeout`] for the wait bound before each `poll()` and
+    /// [`Context::handle_events`] after it.
+    ///
+    /// # Errors
+    /// As [`Context::new`].
+    pub fn embedded(registry: &Registry, options: ContextOptions) -> Result<Context> {
+        Self::create(registry.try_clone()?, &options)
+    }
+
+    fn create(registry: Registry, options: &ContextOptions) -> Result<Context> {
+        let shared = Rc::new(Shared {
+            raw: Cell::new(std::ptr::null_mut()),
+            reactor: RefCell::new(Reactor::new(registry, options.token_base)),
+            conns: RefCell::new(Slab::new()),
+            ids: RefCell::new(HashMap::new()),
+            next_id: Cell::new(0),
+            deferred: RefCell::new(VecDeque::new()),
+            in_connect: Cell::new(false),
+            listeners: RefCell::new(Vec::new()),
+            client_vhost: Cell::new(std::ptr::null_mut()),
+            remote: Arc::new(Remote::new()),
+            stop: Cell::new(false),
+            timers: RefCell::new(Vec::new()),
+        });
+        crate::logging::init();
+        let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64
+            | sys::LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT as u64;
+        if options.validate_utf8 {
+            opts |= sys::LWS_SERVER_OPTION_VALIDATE_UTF8 as u64;
+        }
+        // The event-loop ops find the Shared through lws's "foreign loop".
+        let mut foreign_loops = [Rc::as_ptr(&shared) as *mut c_void];
+        let info = sys::lws_context_creation_info {
+            port: sys::CONTEXT_PORT_NO_LISTEN,
+            options: opts,
+            user: Rc::as_ptr(&shared) as *mut c_void,
+            event_lib_custom: event_loop::evlib(),
+            foreign_loops: foreign_loops.as_mut_ptr(),
+            count_threads: 1,
+            ..Default::default()
+        };
+        // SAFETY: info is fully initialised; user points to the Shared this
+        // Context keeps alive until after lws_context_destroy.
+        let raw = unsafe { sys::lws_create_context(&info) };
+        if raw.is_null() {
+            return Err(Error::Lws("lws_create_context failed".into()));
+        }
+        shared.raw.set(raw);
+        shared.remote.set_context(raw);
+        let cx = Context { shared, poll: None };
+        cx.shared
+            .client_vhost
+            .set(callback::create_client_vhost(raw)?);
+        Ok(cx)
+    }
+
+    pub(crate) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn raw(&self) -> *mut sys::lws_context {
+        self.shared.raw.get()
+    }
+
+    pub(crate) fn client_vhost(&self) -> *mut sys::lws_vhost {
+        self.shared.client_vhost.get()
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.shared.remote.clone())
+    }
+
+    /// Connections whose handshake completed and that still exist (state
+    /// connected or closing), e.g. to broadcast.
+    pub fn connections(&self) -> Vec<Connection> {
+        let conns = self.shared.conns.borrow();
+        conns
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Connected | State::Closing))
+            .map(|(key, s)| Connection {
+                shared: self.shared.clone(),
+                key,
+                id: s.id,
+            })
+            .collect()
+    }
+
+    /// The connection with this id, if it still exists.
+    pub fn connection(&self, id: u64) -> Option<Connection> {
+        self.shared.connection(id)
+    }
+
+    /// Runs the loop until [`Context::stop`] or [`Handle::stop`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for an embedded context (drive it from your
+    /// Poll instead); [`Error::Io`] if polling fails.
+    pub fn run(&self) -> Result<()> {
+        let Some(poll) = &self.poll else {
+            return Err(Error::InvalidOption(
+                "run() needs a context made by Context::new; an embedded one is driven by its Poll's owner".into(),
+            ));
+        };
+        let mut events = Events::with_capacity(1024);
+        self.shared.stop.set(false);
+        while !self.shared.stop.get() {
+            let timeout = self.poll_timeout();
+            if let Err(e) = poll.borrow_mut().poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e.into());
+                }
+            }
+            self.handle_events(&events);
+        }
+        Ok(())
+    }
+
+    /// Makes [`Context::run`] return after its current turn.
+    pub fn stop(&self) {
+        self.shared.stop.set(true);
+    }
+
+    /// True if `token` is one this context registered.
+    pub fn owns(&self, token: Token) -> bool {
+        self.shared.reactor.borrow().fd_of(token).is_some()
+    }
+
+    /// How long the next `poll()` may wait: runs lws's due timers and any
+    /// service lws needs without I/O first. `Some(ZERO)` when work is waiting.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let raw = self.raw();
+        // SAFETY: raw is our live context; called on its loop thread.
+        let mut ms = unsafe { sys::lws_service_adjust_timeout(raw, MAX_WAIT_MS, 0) };
+        if ms == 0 {
+            // lws holds buffered data (TLS, rx flow, extensions): serve it
+            // without polling, as lws's own event libs do.
+            // SAFETY: as above.
+            unsafe { sys::_lws_plat_service_forced_tsi(raw, 0) };
+            self.after_service();
+            // SAFETY: as above.
+            ms = unsafe { sys::lws_service_adjust_timeout(raw, MAX_WAIT_MS, 0) };
+        }
+        let busy = self.shared.reactor.borrow().has_ready()
+            || !self.shared.deferred.borrow().is_empty()
+            || self.shared.remote.has_pending();
+        let mut wait = if busy {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(ms.max(0) as u64)
+        };
+        if let Some(next) = self.shared.timers.borrow().iter().map(|t| t.0).min() {
+            wait = wait.min(next.saturating_duration_since(Instant::now()));
+        }
+        Some(wait)
+    }
+
+    /// Handles the events of one `poll()` (those with this context's
+    /// tokens; others are ignored), then services everything that is ready.
+    pub fn handle_events(&self, events: &Events) {
+        {
+            let mut reactor = self.shared.reactor.borrow_mut();
+            for event in events.iter() {
+                if let Some(fd) = reactor.fd_of(event.token()) {
+                    reactor.on_event(fd, event);
+                }
+            }
+        }
+        self.service_ready();
+        self.after_service();
+    }
+
+    /// One round over the fds that are ready and wanted.
+    fn service_ready(&self) {
+        let raw = self.raw();
+        let list = self.shared.reactor.borrow_mut().take_ready();
+        for &fd in &list {
+            let plan = self.shared.reactor.borrow_mut().service_plan(fd);
+            let Some((revents, generation)) = plan else {
+                continue;
+            };
+            let mut pfd = sys::pollfd {
+                fd,
+                events: revents,
+                revents,
+            };
+            // SAFETY: raw is live; fd is a socket lws gave us and still owns
+            // (registered, same generation); no RefCell borrow is held.
+            unsafe { sys::lws_service_fd(raw, &mut pfd) };
+            self.shared
+                .reactor
+                .borrow_mut()
+                .after_service(fd, generation, revents);
+        }
+        self.shared.reactor.borrow_mut().return_buffer(list);
+    }
+
+    /// Work queued for after lws's callbacks: deferred events, commands
+    /// from other threads, connect timeouts.
+    fn after_service(&self) {
+        self.shared.run_deferred();
+        for command in self.shared.remote.take() {
+            self.run_command(command);
+        }
+        self.expire_timers();
+    }
+
+    fn run_command(&self, command: Command) {
+        match command {
+            Command::Send(id, message) => {
+                if let Some(conn) = self.connection(id) {
+                    if let Err(e) = conn.send(message) {
+                        log::debug!("send from another thread to connection {id} dropped: {e}");
+                    }
+                }
+            }
+            Command::Close(id, code, reason) => {
+                if let Some(conn) = self.connection(id) {
+                    conn.close(code, &reason);
+                }
+            }
+            Command::Stop => self.stop(),
+            Command::Call(f) => crate::panic::guard("a closure run on the loop", (), || f(self)),
+        }
+    }
+
+    pub(crate) fn add_timer(&self, at: Instant, id: u64) {
+        self.shared.timers.borrow_mut().push((at, id));
+    }
+
+    fn expire_timers(&self) {
+        let now = Instant::now();
+        let due: Vec<u64> = {
+            let mut timers = self.shared.timers.borrow_mut();
+            if timers.is_empty() {
+                return;
+            }
+            let due = timers.iter().filter(|t| t.0 <= now).map(|t| t.1).collect();
+            timers.retain(|t| t.0 > now);
+            due
+        };
+        for id in due {
+            callback::connect_timed_out(&self.shared, id);
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let raw = self.shared.raw.get();
+        // Other threads can no longer wake it (waits for a wake in progress).
+        self.shared.remote.set_context(std::ptr::null_mut());
+        if !raw.is_null() {
+            // SAFETY: raw came from lws_create_context and is destroyed once;
+            // the Shared it points to is still alive (we hold an Rc).
+            unsafe { sys::lws_context_destroy(raw) };
+        }
+        self.shared.raw.set(std::ptr::null_mut());
+        // Break cycles between handlers and the Connection handles they
+        // hold, so nothing leaks after the context is gone.
+        self.shared.deferred.borrow_mut().clear();
+        let slots: Vec<ConnSlot> = self.shared.conns.borrow_mut().drain().collect();
+        self.shared.ids.borrow_mut().clear();
+        drop(slots);
+        let listeners = std::mem::take(&mut *self.shared.listeners.borrow_mut());
+        drop(listeners);
+    }
+}
+
+/// A C string from user input, or a clear error naming the option.
+pub(crate) fn cstring(what: &str, value: &str) -> Result<CString> {
+    CString::new(value).map_err(|_| Error::InvalidOption(format!("{what} contains a NUL byte")))
+}

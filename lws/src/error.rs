@@ -1,0 +1,67 @@
+//! The crate's error type.
+
+use crate::Message;
+use std::fmt;
+
+/// What went wrong; each variant says what the caller can do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closing, closed or gone: nothing more can be sent on
+    /// it. Not a bug as such (the peer may have left); safe to ignore.
+    ConnectionClosed,
+    /// The connection has not finished its handshake yet; wait for
+    /// `on_connect` before sending.
+    NotConnected,
+    /// The connection's send queue is at its limit; the message is handed
+    /// back unchanged. Wait for `on_drain`, then send it again.
+    QueueFull(Box<Message>),
+    /// The URL cannot be used (bad syntax, not ws:// or wss://, no host).
+    Url(String),
+    /// An option is invalid (the message says which and why).
+    InvalidOption(String),
+    /// libwebsockets refused an operation (creating the context or a vhost,
+    /// starting a connection); the message names which.
+    Lws(String),
+    /// The context has been dropped; the handle can no longer reach it.
+    ContextGone,
+    /// A client connection failed before or during its handshake (refused,
+    /// unreachable, bad handshake answer, connect timeout, ...).
+    Connect(String),
+    /// An I/O error from the event loop.
+    Io(std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ConnectionClosed => f.write_str("connection is not open"),
+            Error::NotConnected => f.write_str("connection has not completed its handshake"),
+            Error::QueueFull(_) => f.write_str("send queue is full"),
+            Error::Url(e) => write!(f, "invalid URL: {e}"),
+            Error::InvalidOption(e) => write!(f, "invalid option: {e}"),
+            Error::Lws(e) => write!(f, "libwebsockets: {e}"),
+            Error::ContextGone => f.write_str("the context has been dropped"),
+            Error::Connect(e) => f.write_str(e),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}

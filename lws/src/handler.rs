@@ -1,0 +1,171 @@
+//! What a connection's events call: the [`Handler`] trait, and [`Callbacks`],
+//! its closure-based implementation.
+
+use crate::{CloseCode, Connection, Error, Headers, Message};
+
+/// Receives a connection's events. Every method has a default that does
+/// nothing, so an implementation overrides only what it needs.
+///
+/// Methods run on the loop thread, inside lws's callback. They may call
+/// anything on the [`Connection`] or its context (send, close, connect,
+/// list connections). A panic in a method is caught, logged through `log`
+/// and the connection goes on (nothing unwinds into C).
+pub trait Handler: 'static {
+    /// The handshake completed (`LWS_CALLBACK_ESTABLISHED` on a server,
+    /// `LWS_CALLBACK_CLIENT_ESTABLISHED` on a client). On a server `headers`
+    /// are the request's, on a client the response's.
+    fn on_connect(&mut self, conn: &Connection, headers: &Headers) {
+        let _ = (conn, headers);
+    }
+
+    /// A complete message arrived, reassembled from its fragments
+    /// (`LWS_CALLBACK_RECEIVE` / `LWS_CALLBACK_CLIENT_RECEIVE`).
+    fn on_message(&mut self, conn: &Connection, message: Message) {
+        let _ = (conn, message);
+    }
+
+    /// The connection closed (`LWS_CALLBACK_CLOSED` /
+    /// `LWS_CALLBACK_CLIENT_CLOSED`). `code` is the peer's close code when it
+    /// sent one, ours when we closed first, or [`CloseCode::ABNORMAL`] when
+    /// the connection ended without a close frame.
+    fn on_close(&mut self, conn: &Connection, code: CloseCode, reason: &str) {
+        let _ = (conn, code, reason);
+    }
+
+    /// A client connection failed (`LWS_CALLBACK_CLIENT_CONNECTION_ERROR`,
+    /// or the connect timeout). `on_close` does not follow.
+    fn on_error(&mut self, conn: &Connection, error: &Error) {
+        let _ = (conn, error);
+    }
+
+    /// A pong arrived (`LWS_CALLBACK_RECEIVE_PONG` /
+    /// `LWS_CALLBACK_CLIENT_RECEIVE_PONG`).
+    fn on_pong(&mut self, conn: &Connection, payload: &[u8]) {
+        let _ = (conn, payload);
+    }
+
+    /// The send queue became empty (from `LWS_CALLBACK_SERVER_WRITEABLE` /
+    /// `LWS_CALLBACK_CLIENT_WRITEABLE`). Not called once `close()` is queued.
+    fn on_drain(&mut self, conn: &Connection) {
+        let _ = conn;
+    }
+}
+
+type ConnectFn = Box<dyn FnMut(&Connection, &Headers)>;
+type MessageFn = Box<dyn FnMut(&Connection, Message)>;
+type CloseFn = Box<dyn FnMut(&Connection, CloseCode, &str)>;
+type ErrorFn = Box<dyn FnMut(&Connection, &Error)>;
+type BytesFn = Box<dyn FnMut(&Connection, &[u8])>;
+type DrainFn = Box<dyn FnMut(&Connection)>;
+
+/// A [`Handler`] made of closures, one per event, as EV::Websockets takes
+/// them. Events without a closure are ignored.
+///
+/// # Examples
+///
+/// ```
+/// let echo = lws::Callbacks::new()
+///     .on_message(|conn, msg| {
+///         let _ = conn.send(msg);
+///     })
+///     .on_close(|_conn, code, reason| println!("closed {code} {reason}"));
+/// # let _ = echo;
+/// ```
+#[derive(Default)]
+pub struct Callbacks {
+    connect: Option<ConnectFn>,
+    message: Option<MessageFn>,
+    close: Option<CloseFn>,
+    error: Option<ErrorFn>,
+    pong: Option<BytesFn>,
+    drain: Option<DrainFn>,
+}
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("on_connect", &self.connect.is_some())
+            .field("on_message", &self.message.is_some())
+            .field("on_close", &self.close.is_some())
+            .field("on_error", &self.error.is_some())
+            .field("on_pong", &self.pong.is_some())
+            .field("on_drain", &self.drain.is_some())
+            .finish()
+    }
+}
+
+impl Callbacks {
+    /// No closures yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// See [`Handler::on_connect`].
+    pub fn on_connect(mut self, f: impl FnMut(&Connection, &Headers) + 'static) -> Self {
+        self.connect = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_message`].
+    pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + 'static) -> Self {
+        self.message = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_close`].
+    pub fn on_close(mut self, f: impl FnMut(&Connection, CloseCode, &str) + 'static) -> Self {
+        self.close = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_error`].
+    pub fn on_error(mut self, f: impl FnMut(&Connection, &Error) + 'static) -> Self {
+        self.error = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_pong`].
+    pub fn on_pong(mut self, f: impl FnMut(&Connection, &[u8]) + 'static) -> Self {
+        self.pong = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_drain`].
+    pub fn on_drain(mut self, f: impl FnMut(&Connection) + 'static) -> Self {
+        self.drain = Some(Box::new(f));
+        self
+    }
+}
+
+impl Handler for Callbacks {
+    fn on_connect(&mut self, conn: &Connection, headers: &Headers) {
+        if let Some(f) = &mut self.connect {
+            f(conn, headers)
+        }
+    }
+    fn on_message(&mut self, conn: &Connection, message: Message) {
+        if let Some(f) = &mut self.message {
+            f(conn, message)
+        }
+    }
+    fn on_close(&mut self, conn: &Connection, code: CloseCode, reason: &str) {
+        if let Some(f) = &mut self.close {
+            f(conn, code, reason)
+        }
+    }
+    fn on_error(&mut self, conn: &Connection, error: &Error) {
+        if let Some(f) = &mut self.error {
+            f(conn, error)
+        }
+    }
+    fn on_pong(&mut self, conn: &Connection, payload: &[u8]) {
+        if let Some(f) = &mut self.pong {
+            f(conn, payload)
+        }
+    }
+    fn on_drain(&mut self, conn: &Connection) {
+        if let Some(f) = &mut self.drain {
+            f(conn)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! lws's log lines go to the `log` crate, never straight to stderr.
+
+use lws_sys as sys;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use std::sync::Once;
+
+/// Routes lws's errors and warnings (lws's default levels) through `log`.
+/// Called by every context creation; runs once per process.
+pub(crate) fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sets lws's global log mask and a static emit function.
+        let mask = if std::env::var_os("LWS_RS_TRACE").is_some() {
+            0x7ff
+        } else {
+            (sys::LLL_ERR | sys::LLL_WARN) as c_int
+        };
+        unsafe { sys::lws_set_log_level(mask, Some(emit)) };
+    });
+}
+
+unsafe extern "C" fn emit(level: c_int, line: *const c_char) {
+    crate::panic::guard("the lws log hook", (), || {
+        if line.is_null() {
+            return;
+        }
+        // SAFETY: lws passes a NUL-terminated line.
+        let text = unsafe { CStr::from_ptr(line) }.to_string_lossy();
+        let text = text.trim_end();
+        let level = level as u32;
+        if level & sys::LLL_ERR != 0 {
+            log::error!(target: "lws", "{text}");
+        } else if level & (sys::LLL_WARN | sys::LLL_USER) != 0 {
+            log::warn!(target: "lws", "{text}");
+        } else if level & (sys::LLL_NOTICE | sys::LLL_INFO) != 0 {
+            log::info!(target: "lws", "{text}");
+        } else {
+            log::debug!(target: "lws", "{text}");
+        }
+    })
+}

@@ -1,0 +1,134 @@
+//! [`Handle`]: reaching a context from other threads.
+
+use crate::{CloseCode, Context, Error, Message, Result};
+use lws_sys as sys;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Something another thread asked the loop to do.
+pub(crate) enum Command {
+    Send(u64, Message),
+    Close(u64, CloseCode, String),
+    Stop,
+    Call(Box<dyn FnOnce(&Context) + Send>),
+}
+
+/// The part of a context other threads share.
+pub(crate) struct Remote {
+    /// The lws context, 0 once it is destroyed. Locked while waking it, so
+    /// destruction waits for a wake in progress.
+    cx: Mutex<usize>,
+    queue: Mutex<Vec<Command>>,
+    pending: AtomicBool,
+}
+
+impl Remote {
+    pub(crate) fn new() -> Self {
+        Remote {
+            cx: Mutex::new(0),
+            queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_context(&self, cx: *mut sys::lws_context) {
+        *self.cx.lock().unwrap_or_else(|e| e.into_inner()) = cx as usize;
+    }
+
+    /// Commands queued since the last call (cheap when there are none).
+    pub(crate) fn take(&self) -> Vec<Command> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    fn push(&self, command: Command) -> Result<()> {
+        let cx = self.cx.lock().unwrap_or_else(|e| e.into_inner());
+        if *cx == 0 {
+            return Err(Error::ContextGone);
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(command);
+        self.pending.store(true, Ordering::Release);
+        // SAFETY: cx is non-zero, so the context is alive, and stays so while
+        // we hold the lock (Context::drop takes it first). lws_cancel_service
+        // is the call lws documents as safe from other threads.
+        unsafe { sys::lws_cancel_service(*cx as *mut sys::lws_context) };
+        Ok(())
+    }
+}
+
+/// A `Send + Clone` handle to a [`Context`] for other threads (and for
+/// callbacks that need to stop the loop). Commands are queued and run on
+/// the loop thread, in order, at its next turn.
+///
+/// # Examples
+///
+/// ```no_run
+/// let cx = lws::Context::new(lws::ContextOptions::default())?;
+/// let handle = cx.handle();
+/// std::thread::spawn(move || {
+///     let _ = handle.send(1, "hello from a thread");
+///     let _ = handle.stop();
+/// });
+/// cx.run()?;
+/// # Ok::<(), lws::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    remote: Arc<Remote>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(remote: Arc<Remote>) -> Self {
+        Handle { remote }
+    }
+
+    /// Queues `message` for the connection with id `conn_id`. If that
+    /// connection is not open when the loop gets to it, the message is
+    /// dropped (as a send on a closed [`crate::Connection`] would fail).
+    ///
+    /// # Errors
+    /// [`Error::ContextGone`] if the context was dropped.
+    pub fn send(&self, conn_id: u64, message: impl Into<Message>) -> Result<()> {
+        self.remote.push(Command::Send(conn_id, message.into()))
+    }
+
+    /// Closes the connection with id `conn_id` (see [`crate::Connection::close`]).
+    ///
+    /// # Errors
+    /// [`Error::ContextGone`] if the context was dropped.
+    pub fn close(&self, conn_id: u64, code: CloseCode, reason: &str) -> Result<()> {
+        self.remote
+            .push(Command::Close(conn_id, code, reason.to_owned()))
+    }
+
+    /// Makes [`Context::run`] return after its current turn.
+    ///
+    /// # Errors
+    /// [`Error::ContextGone`] if the context was dropped.
+    pub fn stop(&self) -> Result<()> {
+        self.remote.push(Command::Stop)
+    }
+
+    /// Runs `f` on the loop thread with the context.
+    ///
+    /// # Errors
+    /// [`Error::ContextGone`] if the context was dropped.
+    pub fn run_on_loop(&self, f: impl FnOnce(&Context) + Send + 'static) -> Result<()> {
+        self.remote.push(Command::Call(Box::new(f)))
+    }
+}
