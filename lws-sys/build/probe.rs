@@ -87,9 +87,12 @@ impl Config {
 pub fn read_config(include_dirs: &[PathBuf]) -> Config {
     let out = PathBuf::from(crate::env::cargo("OUT_DIR"));
     let mut src = String::from("#include <lws_config.h>\n");
+    // One pasted token: gcc may break the line after a macro expanded from
+    // a system header dir (/usr/include), which would split three numbers.
     src.push_str(
-        "RUST_LWS_VERSION LWS_LIBRARY_VERSION_MAJOR LWS_LIBRARY_VERSION_MINOR \
-         LWS_LIBRARY_VERSION_PATCH\n",
+        "#define RUST_LWS_V2(a, b, c) RUST_LWS_VERSION_##a##_##b##_##c\n\
+         #define RUST_LWS_V(a, b, c) RUST_LWS_V2(a, b, c)\n\
+         RUST_LWS_V(LWS_LIBRARY_VERSION_MAJOR, LWS_LIBRARY_VERSION_MINOR, LWS_LIBRARY_VERSION_PATCH)\n",
     );
     for flag in FLAGS {
         src.push_str(&format!("#ifdef {flag}\nRUST_LWS_CONF_{flag}\n#endif\n"));
@@ -117,9 +120,9 @@ pub fn read_config(include_dirs: &[PathBuf]) -> Config {
     let mut flags = Vec::new();
     for line in expanded.lines() {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("RUST_LWS_VERSION ") {
+        if let Some(rest) = line.strip_prefix("RUST_LWS_VERSION_") {
             let parts: Vec<u32> = rest
-                .split_whitespace()
+                .split('_')
                 .filter_map(|p| p.parse().ok())
                 .collect();
             if let [major, minor, patch] = parts[..] {
