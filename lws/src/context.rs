@@ -36,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) deferred: RefCell<VecDeque<Deferred>>,
     /// Set while lws_client_connect_via_info runs: its callbacks are deferred.
     pub(crate) in_connect: Cell<bool>,
+    #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each Listener
     pub(crate) listeners: RefCell<Vec<Box<callback::Listener>>>,
     client_vhost: Cell<*mut sys::lws_vhost>,
     pub(crate) remote: Arc<Remote>,
