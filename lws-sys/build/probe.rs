@@ -121,10 +121,7 @@ pub fn read_config(include_dirs: &[PathBuf]) -> Config {
     for line in expanded.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("RUST_LWS_VERSION_") {
-            let parts: Vec<u32> = rest
-                .split('_')
-                .filter_map(|p| p.parse().ok())
-                .collect();
+            let parts: Vec<u32> = rest.split('_').filter_map(|p| p.parse().ok()).collect();
             if let [major, minor, patch] = parts[..] {
                 version = Some(Version(major, minor, patch));
             }
