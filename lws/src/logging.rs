@@ -5,17 +5,18 @@ use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::sync::Once;
 
-/// Routes lws's errors and warnings (lws's default levels) through `log`.
-/// Called by every context creation; runs once per process.
+/// Routes lws's errors and warnings (lws's default levels) through `log`;
+/// with `LWS_RS_TRACE` set in the environment, every lws level (for
+/// debugging lws itself). Called by every context creation; runs once.
 pub(crate) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: sets lws's global log mask and a static emit function.
         let mask = if std::env::var_os("LWS_RS_TRACE").is_some() {
             0x7ff
         } else {
             (sys::LLL_ERR | sys::LLL_WARN) as c_int
         };
+        // SAFETY: sets lws's global log mask and a static emit function.
         unsafe { sys::lws_set_log_level(mask, Some(emit)) };
     });
 }
