@@ -424,6 +424,18 @@ unsafe fn dispatch(
 
     match reason {
         sys::LWS_CALLBACK_ESTABLISHED => on_established_server(&shared, wsi),
+        sys::LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH => {
+            // The last moment the response's header table is attached.
+            // SAFETY: wsi is live and holds the parsed response headers.
+            let headers = unsafe { Headers::read(wsi) };
+            // SAFETY: wsi is live.
+            if let Some(key) = unsafe { key_of(wsi) } {
+                if let Some(slot) = shared.conns.borrow_mut().get_mut(key) {
+                    slot.response_headers = Some(headers);
+                }
+            }
+            0
+        }
         sys::LWS_CALLBACK_CLIENT_ESTABLISHED => on_established_client(&shared, wsi),
         sys::LWS_CALLBACK_RECEIVE | sys::LWS_CALLBACK_CLIENT_RECEIVE => {
             on_receive(&shared, wsi, bytes())
@@ -570,8 +582,7 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return -1;
     };
-    // SAFETY: the response headers are still attached in CLIENT_ESTABLISHED.
-    let headers = unsafe { Headers::read(wsi) };
+    let headers;
     {
         let mut conns = shared.conns.borrow_mut();
         let Some(slot) = conns.get_mut(conn.key) else {
@@ -582,6 +593,7 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         }
         slot.wsi = wsi;
         slot.state = State::Connected;
+        headers = slot.response_headers.take().unwrap_or_default();
         slot.peer_addr = peer_address(wsi);
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
     }

@@ -69,6 +69,8 @@ pub(crate) struct ConnSlot {
     pub protocol: Option<String>,
     /// Request headers a client adds to its handshake.
     pub request_headers: Vec<(String, String)>,
+    /// A client's handshake response headers, read before lws drops them.
+    pub response_headers: Option<crate::Headers>,
 }
 
 impl ConnSlot {
@@ -97,6 +99,7 @@ impl ConnSlot {
             peer_addr: None,
             protocol: None,
             request_headers: Vec::new(),
+            response_headers: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP headers of a handshake, read from lws's header table.
 
 use lws_sys as sys;
+use std::ffi::c_void;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
@@ -65,13 +66,87 @@ impl Headers {
                 headers.path = Some(value);
                 continue;
             }
+            if token == sys::WSI_TOKEN_HTTP_URI_ARGS {
+                continue; // folded into path below
+            }
             if name.is_empty() || name.starts_with(':') {
                 continue; // h2 pseudo-headers and uri tokens other than GET
             }
             headers.fields.push((name, value));
         }
+        // lws keeps the query apart, as '&'-joined fragments.
+        // SAFETY: wsi is live (caller's contract).
+        if let Some(query) = unsafe { copy_token(wsi, sys::WSI_TOKEN_HTTP_URI_ARGS) } {
+            if let Some(path) = &mut headers.path {
+                path.push('?');
+                path.push_str(&query);
+            }
+        }
+        // Headers lws has no token for (X-Token, X-Forwarded-For, ...).
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        // SAFETY: wsi is live; the callback only appends to `names`, which
+        // outlives the call.
+        unsafe {
+            sys::lws_hdr_custom_name_foreach(
+                wsi,
+                Some(collect_name),
+                &mut names as *mut _ as *mut c_void,
+            );
+        }
+        for name in names {
+            // SAFETY: wsi is live; name is one lws just reported.
+            let Some(value) = (unsafe { copy_custom(wsi, &name) }) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(&name);
+            let name = name.trim_end_matches(':').to_ascii_lowercase();
+            headers.fields.push((name, value));
+        }
         headers
     }
+}
+
+unsafe extern "C" fn collect_name(name: *const c_char, nlen: c_int, opaque: *mut c_void) {
+    crate::panic::guard("the custom header walk", (), || {
+        if name.is_null() || nlen <= 0 || opaque.is_null() {
+            return;
+        }
+        // SAFETY: opaque is the Vec passed by Headers::read; lws passes nlen
+        // bytes of name.
+        unsafe {
+            let names = &mut *(opaque as *mut Vec<Vec<u8>>);
+            names.push(std::slice::from_raw_parts(name as *const u8, nlen as usize).to_vec());
+        }
+    })
+}
+
+/// The value of a custom header `name` (with its trailing ':').
+///
+/// # Safety
+/// `wsi` must be live with its header table.
+unsafe fn copy_custom(wsi: *mut sys::lws, name: &[u8]) -> Option<String> {
+    let (n, nlen) = (name.as_ptr() as *const c_char, name.len() as c_int);
+    // SAFETY: wsi is live; name/nlen describe a valid byte string.
+    let len = unsafe { sys::lws_hdr_custom_length(wsi, n, nlen) };
+    if len < 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; len as usize + 1];
+    // SAFETY: buf has room for the value and a NUL.
+    let copied = unsafe {
+        sys::lws_hdr_custom_copy(
+            wsi,
+            buf.as_mut_ptr() as *mut c_char,
+            buf.len() as c_int,
+            n,
+            nlen,
+        )
+    };
+    if copied < 0 {
+        return None;
+    }
+    buf.truncate(copied as usize);
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The value of one header token, if present.
