@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     }));
     let handle = cx.handle();
     let (r1, r2, r3, r4) = (run.clone(), run.clone(), run.clone(), run.clone());
-    let (h1, h2, h3) = (handle.clone(), handle.clone(), handle);
+    let (h1, h2) = (handle.clone(), handle);
     let callbacks = Callbacks::new()
         .on_connect(move |conn, _| {
             let mut r = r1.borrow_mut();
@@ -115,7 +115,6 @@ fn main() -> ExitCode {
         eprintln!("echo_client: {e}");
         return ExitCode::FAILURE;
     }
-    let _ = h3;
     if let Err(e) = cx.run() {
         eprintln!("echo_client: {e}");
         return ExitCode::FAILURE;

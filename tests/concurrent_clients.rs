@@ -1,28 +1,12 @@
 //! Many clients at once: 200 of our clients on one context, each pipelining 10 distinct messages to one echo server on another thread, get every echo intact and in order per connection, and every normal close reaches the server's on_close.
 
+mod util;
+
 use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions, Message};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
-
-// ---- helpers (kept in this file: tests/util is not shared with it) ----
-
-/// Exits the whole test process if the guard is still alive after `limit`,
-/// so a hang fails loudly instead of stalling the run.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: test {name} still running after {limit:?}; aborting");
-            std::process::exit(1);
-        }
-    });
-    Watchdog(tx)
-}
 
 const CLIENTS: usize = 200;
 const MESSAGES: usize = 10;
@@ -52,7 +36,7 @@ struct Tally {
 
 #[test]
 fn two_hundred_clients_echo_in_order() {
-    let _wd = watchdog("two_hundred_clients_echo_in_order", Duration::from_secs(60));
+    let _wd = util::watchdog("two_hundred_clients_echo_in_order", 60);
 
     // The echo server, on its own thread; it stops itself once all CLIENTS
     // connections have closed, and returns the close codes it saw.

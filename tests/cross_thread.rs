@@ -1,29 +1,13 @@
 //! Handles from other threads: 4 threads sending 250 messages each through cloned Handles to one connection lose nothing and keep each thread's order; run_on_loop runs on the loop thread with the live context; once the Context is dropped, Handle calls return ContextGone.
 
+mod util;
+
 use lws::{Callbacks, Context, ContextOptions, ListenOptions, Message};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 use tungstenite::Message as TMessage;
-
-// ---- helpers (kept in this file: tests/util is not shared with it) ----
-
-/// Exits the whole test process if the guard is still alive after `limit`,
-/// so a hang fails loudly instead of stalling the run.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: test {name} still running after {limit:?}; aborting");
-            std::process::exit(1);
-        }
-    });
-    Watchdog(tx)
-}
 
 const SENDERS: usize = 4;
 const PER_SENDER: usize = 250;
@@ -94,10 +78,7 @@ struct LoopView {
 
 #[test]
 fn handles_send_from_four_threads_in_order() {
-    let _wd = watchdog(
-        "handles_send_from_four_threads_in_order",
-        Duration::from_secs(60),
-    );
+    let _wd = util::watchdog("handles_send_from_four_threads_in_order", 60);
     let cx = Context::new(ContextOptions::default()).expect("context");
     let handle = cx.handle();
     let (id_tx, id_rx) = mpsc::channel::<u64>();

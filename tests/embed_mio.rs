@@ -15,7 +15,7 @@ const OURS: Token = Token(7);
 
 #[test]
 fn lws_and_a_plain_socket_share_one_poll() {
-    util::watchdog("embed_mio", 30);
+    let _wd = util::watchdog("embed_mio", 30);
     let mut poll = Poll::new().unwrap();
     let cx = Context::embedded(poll.registry(), ContextOptions::default()).unwrap();
     assert!(

@@ -1,32 +1,18 @@
 //! Interoperability with an independent implementation: our server against a tungstenite client and our client against a tungstenite server echo every message byte-exact (edge sizes 0 to 1 MiB) and carry close codes and reasons exactly, in both directions.
 
-use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions, Message};
+mod util;
+
+use lws::{
+    Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Handle, ListenOptions, Message,
+};
 use std::cell::RefCell;
 use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message as TMessage;
-
-// ---- helpers (kept in this file: tests/util is not shared with it) ----
-
-/// Exits the whole test process if the guard is still alive after `limit`,
-/// so a hang fails loudly instead of stalling the run.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: test {name} still running after {limit:?}; aborting");
-            std::process::exit(1);
-        }
-    });
-    Watchdog(tx)
-}
 
 /// Payload sizes around the frame-length encodings (7-bit, 16-bit, 64-bit).
 const SIZES: &[usize] = &[0, 1, 125, 126, 65535, 65536, 1 << 20];
@@ -125,10 +111,7 @@ fn tungstenite_client(port: u16) -> Result<(), String> {
 
 #[test]
 fn tungstenite_client_against_our_server() {
-    let _wd = watchdog(
-        "tungstenite_client_against_our_server",
-        Duration::from_secs(60),
-    );
+    let _wd = util::watchdog("tungstenite_client_against_our_server", 60);
     let cx = Context::new(ContextOptions::default()).expect("context");
     let handle = cx.handle();
     let closes: Rc<RefCell<Vec<(u16, String)>>> = Rc::default();
@@ -237,12 +220,25 @@ struct ClientLog {
     close: Option<(u16, String)>,
 }
 
+/// Adds to `callbacks`: record the close or the error in `log`, and stop
+/// the loop on either.
+fn until_closed(callbacks: Callbacks, log: &Rc<RefCell<ClientLog>>, handle: &Handle) -> Callbacks {
+    let (l1, l2) = (log.clone(), log.clone());
+    let (h1, h2) = (handle.clone(), handle.clone());
+    callbacks
+        .on_close(move |_conn, code, reason| {
+            l1.borrow_mut().close = Some((code.0, reason.to_owned()));
+            let _ = h1.stop();
+        })
+        .on_error(move |_conn, e| {
+            l2.borrow_mut().failures.push(format!("on_error: {e}"));
+            let _ = h2.stop();
+        })
+}
+
 #[test]
 fn our_client_against_tungstenite_server() {
-    let _wd = watchdog(
-        "our_client_against_tungstenite_server",
-        Duration::from_secs(60),
-    );
+    let _wd = util::watchdog("our_client_against_tungstenite_server", 60);
     let (tx, rx) = mpsc::channel();
     let port = tungstenite_server(None, tx);
 
@@ -251,49 +247,44 @@ fn our_client_against_tungstenite_server() {
     let log: Rc<RefCell<ClientLog>> = Rc::default();
     let messages = Rc::new(all_messages());
     let total = messages.len();
-    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
-    let (h1, h2) = (handle.clone(), handle);
+    let (l1, l2) = (log.clone(), log.clone());
     let to_send = messages.clone();
     let _conn = cx
         .connect(
             ConnectOptions::new(format!("ws://127.0.0.1:{port}/")),
-            Callbacks::new()
-                .on_connect(move |conn, _headers| {
-                    // All at once: the echoes must still come back in order.
-                    for m in to_send.iter() {
-                        if let Err(e) = conn.send(m.clone()) {
-                            l1.borrow_mut().failures.push(format!("send: {e}"));
-                        }
-                    }
-                })
-                .on_message(move |conn, msg| {
-                    let mut log = l2.borrow_mut();
-                    let i = log.echoes;
-                    match messages.get(i) {
-                        Some(expected) if *expected == msg => {}
-                        Some(expected) => log.failures.push(format!(
-                            "echo #{i}: {}",
-                            if expected.is_binary() == msg.is_binary() {
-                                diff("payload", expected.as_bytes(), msg.as_bytes())
-                            } else {
-                                format!("expected {expected:?}, got {msg:?}")
+            until_closed(
+                Callbacks::new()
+                    .on_connect(move |conn, _headers| {
+                        // All at once: the echoes must still come back in order.
+                        for m in to_send.iter() {
+                            if let Err(e) = conn.send(m.clone()) {
+                                l1.borrow_mut().failures.push(format!("send: {e}"));
                             }
-                        )),
-                        None => log.failures.push(format!("extra echo {msg:?}")),
-                    }
-                    log.echoes += 1;
-                    if log.echoes == total {
-                        conn.close(CloseCode(4002), "done");
-                    }
-                })
-                .on_close(move |_conn, code, reason| {
-                    l3.borrow_mut().close = Some((code.0, reason.to_owned()));
-                    let _ = h1.stop();
-                })
-                .on_error(move |_conn, e| {
-                    l4.borrow_mut().failures.push(format!("on_error: {e}"));
-                    let _ = h2.stop();
-                }),
+                        }
+                    })
+                    .on_message(move |conn, msg| {
+                        let mut log = l2.borrow_mut();
+                        let i = log.echoes;
+                        match messages.get(i) {
+                            Some(expected) if *expected == msg => {}
+                            Some(expected) => log.failures.push(format!(
+                                "echo #{i}: {}",
+                                if expected.is_binary() == msg.is_binary() {
+                                    diff("payload", expected.as_bytes(), msg.as_bytes())
+                                } else {
+                                    format!("expected {expected:?}, got {msg:?}")
+                                }
+                            )),
+                            None => log.failures.push(format!("extra echo {msg:?}")),
+                        }
+                        log.echoes += 1;
+                        if log.echoes == total {
+                            conn.close(CloseCode(4002), "done");
+                        }
+                    }),
+                &log,
+                &handle,
+            ),
         )
         .expect("connect");
     cx.run().expect("run");
@@ -312,40 +303,32 @@ fn our_client_against_tungstenite_server() {
 
 #[test]
 fn tungstenite_server_closes_our_client() {
-    let _wd = watchdog(
-        "tungstenite_server_closes_our_client",
-        Duration::from_secs(60),
-    );
+    let _wd = util::watchdog("tungstenite_server_closes_our_client", 60);
     let (tx, rx) = mpsc::channel();
     let port = tungstenite_server(Some(1), tx);
 
     let cx = Context::new(ContextOptions::default()).expect("context");
     let handle = cx.handle();
     let log: Rc<RefCell<ClientLog>> = Rc::default();
-    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
-    let (h1, h2) = (handle.clone(), handle);
+    let (l1, l2) = (log.clone(), log.clone());
     let _conn = cx
         .connect(
             ConnectOptions::new(format!("ws://127.0.0.1:{port}/")),
-            Callbacks::new()
-                .on_connect(move |conn, _headers| {
-                    if let Err(e) = conn.send_text("hello") {
-                        l1.borrow_mut().failures.push(format!("send: {e}"));
-                    }
-                })
-                .on_message(move |_conn, msg| {
-                    l2.borrow_mut()
-                        .failures
-                        .push(format!("unexpected message {msg:?}"));
-                })
-                .on_close(move |_conn, code, reason| {
-                    l3.borrow_mut().close = Some((code.0, reason.to_owned()));
-                    let _ = h1.stop();
-                })
-                .on_error(move |_conn, e| {
-                    l4.borrow_mut().failures.push(format!("on_error: {e}"));
-                    let _ = h2.stop();
-                }),
+            until_closed(
+                Callbacks::new()
+                    .on_connect(move |conn, _headers| {
+                        if let Err(e) = conn.send_text("hello") {
+                            l1.borrow_mut().failures.push(format!("send: {e}"));
+                        }
+                    })
+                    .on_message(move |_conn, msg| {
+                        l2.borrow_mut()
+                            .failures
+                            .push(format!("unexpected message {msg:?}"));
+                    }),
+                &log,
+                &handle,
+            ),
         )
         .expect("connect");
     cx.run().expect("run");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[test]
 fn handshake_options_reach_the_other_side() {
-    util::watchdog("handshake_options", 30);
+    let _wd = util::watchdog("handshake_options", 30);
     let cx = Context::new(ContextOptions::default()).unwrap();
     let server_saw: Rc<RefCell<Vec<String>>> = Rc::default();
     let s = server_saw.clone();
@@ -74,7 +74,7 @@ fn handshake_options_reach_the_other_side() {
 
 #[test]
 fn connect_timeout_reports_an_error() {
-    util::watchdog("connect_timeout", 30);
+    let _wd = util::watchdog("connect_timeout", 30);
     // A listener that never accepts: the TCP connect completes (backlog)
     // but no handshake answer ever comes.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 #[test]
 fn panics_in_callbacks_are_contained() {
-    util::watchdog("panic_policy", 30);
+    let _wd = util::watchdog("panic_policy", 30);
     // Keep the expected panic messages out of the test output.
     std::panic::set_hook(Box::new(|_| {}));
     let cx = Context::new(ContextOptions::default()).unwrap();
@@ -35,8 +35,9 @@ fn panics_in_callbacks_are_contained() {
                 conn.send_text("after").unwrap();
             })
             .on_message(move |conn, msg| {
-                assert_eq!(msg.as_bytes(), b"after");
-                e.set(e.get() + 1);
+                if msg.as_bytes() == b"after" {
+                    e.set(e.get() + 1);
+                }
                 conn.close(CloseCode::NORMAL, "");
                 // A client callback panicking after close is contained too.
                 panic!("client callback panics");

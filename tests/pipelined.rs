@@ -11,12 +11,14 @@ const COUNT: usize = 10_000;
 
 #[test]
 fn ten_thousand_pipelined_messages_arrive_in_order() {
-    util::watchdog("pipelined", 60);
+    let _wd = util::watchdog("pipelined", 60);
     let server = util::EchoServer::start();
     let cx = Context::new(ContextOptions::default()).unwrap();
     let received: Rc<RefCell<Vec<String>>> = Rc::default();
     let rx = received.clone();
-    let (h1, h2) = (cx.handle(), cx.handle());
+    let error: Rc<RefCell<Option<String>>> = Rc::default();
+    let err = error.clone();
+    let (stop, stop_on_error) = (cx.handle(), cx.handle());
     let callbacks = Callbacks::new()
         .on_connect(|conn, _| {
             for i in 0..COUNT {
@@ -30,13 +32,16 @@ fn ten_thousand_pipelined_messages_arrive_in_order() {
                 conn.close(CloseCode::NORMAL, "");
             }
         })
-        .on_error(move |_, e| panic!("client error: {e}"))
-        .on_close(move |_, _, _| h1.stop().unwrap());
+        .on_error(move |_, e| {
+            *err.borrow_mut() = Some(e.to_string());
+            stop_on_error.stop().unwrap();
+        })
+        .on_close(move |_, _, _| stop.stop().unwrap());
     cx.connect(ConnectOptions::new(server.url()), callbacks)
         .unwrap();
     cx.run().unwrap();
-    drop(h2);
 
+    assert_eq!(*error.borrow(), None, "client error");
     let got = received.borrow();
     assert_eq!(got.len(), COUNT);
     for (i, m) in got.iter().enumerate() {

@@ -7,14 +7,20 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Exits the test process with a message if it is still running after
-/// `secs` (a stuck event loop must fail, not hang CI).
-pub fn watchdog(name: &'static str, secs: u64) {
+/// Exits the whole test process if still armed after `secs`, so a hang
+/// fails loudly instead of stalling the run. Disarmed when dropped: keep it
+/// alive for the whole test (`let _wd = util::watchdog(..)`).
+pub struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("watchdog: {name} still running after {secs} s: failing");
-        std::process::exit(1);
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
+            eprintln!("watchdog: {name} still running after {secs} s: failing");
+            std::process::exit(1);
+        }
     });
+    Watchdog(tx)
 }
 
 /// An lws echo server on 127.0.0.1 in its own thread; stopped on drop.
