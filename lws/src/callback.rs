@@ -279,13 +279,18 @@ impl Context {
         shared.in_connect.set(false);
         if result.is_null() {
             // lws may have reported the error already (deferred); if the
-            // slot survived, no one did.
-            let unreported = conn.with_slot_state() == Some(State::Connecting);
-            if unreported {
+            // slot is still connecting, no one did. No wsi exists any more,
+            // so no WSI_DESTROY will free the slot: free it here.
+            if conn.with_slot(|s| s.state) == Some(State::Connecting) {
                 fail_client(shared, &conn, "connect failed".into());
             }
+            shared.remove(conn.key);
         } else {
-            conn.set_wsi(result);
+            conn.with_slot(|s| {
+                if s.state == State::Connecting && s.wsi.is_null() {
+                    s.wsi = result;
+                }
+            });
             if let Some(timeout) = options.connect_timeout {
                 self.add_timer(Instant::now() + timeout, conn.id);
             }
@@ -294,38 +299,15 @@ impl Context {
     }
 }
 
-impl Connection {
-    fn with_slot_state(&self) -> Option<State> {
-        let conns = self.shared.conns.borrow();
-        conns
-            .get(self.key)
-            .filter(|s| s.id == self.id)
-            .map(|s| s.state)
-    }
-
-    fn set_wsi(&self, wsi: *mut sys::lws) {
-        let mut conns = self.shared.conns.borrow_mut();
-        if let Some(slot) = conns.get_mut(self.key).filter(|s| s.id == self.id) {
-            if slot.state == State::Connecting && slot.wsi.is_null() {
-                slot.wsi = wsi;
-            }
-        }
-    }
-}
-
 /// A client attempt failed: state Closed, `on_error`.
 fn fail_client(shared: &Shared, conn: &Connection, why: String) {
-    let handler = {
-        let mut conns = shared.conns.borrow_mut();
-        let Some(slot) = conns.get_mut(conn.key).filter(|s| s.id == conn.id) else {
-            return;
-        };
-        if slot.state != State::Connecting {
-            return;
-        }
-        slot.state = State::Closed;
-        slot.handler.clone()
-    };
+    let handler = conn.with_slot(|slot| {
+        (slot.state == State::Connecting).then(|| {
+            slot.state = State::Closed;
+            slot.handler.clone()
+        })
+    });
+    let Some(Some(handler)) = handler else { return };
     shared.call(&handler, conn, move |h, c| {
         h.on_error(c, &Error::Connect(why))
     });
@@ -365,25 +347,37 @@ pub(crate) unsafe extern "C" fn protocol_callback(
     })
 }
 
-/// The slab key lws stores for a connection (key + 1; 0 = none).
-///
-/// # Safety
-/// `wsi` must be live.
-unsafe fn key_of(wsi: *mut sys::lws) -> Option<usize> {
-    // SAFETY: the caller's contract.
-    let v = unsafe { sys::lws_get_opaque_user_data(wsi) } as usize;
-    v.checked_sub(1)
+/// The slab key of the connection `wsi` is, if it is one of ours. lws
+/// keeps key + 1 as the wsi's opaque user data (0 = none); the slot must
+/// still belong to this wsi (a client's is set just after connecting).
+fn slot_key(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
+    // SAFETY: only called from lws's callbacks, with their live wsi.
+    let key = (unsafe { sys::lws_get_opaque_user_data(wsi) } as usize).checked_sub(1)?;
+    let conns = shared.conns.borrow();
+    conns
+        .get(key)
+        .is_some_and(|s| s.wsi == wsi || s.wsi.is_null())
+        .then_some(key)
 }
 
-/// The handle, handler and slot-derived data for a wsi, if it is ours.
+/// Runs `f` on the slot of the connection `wsi` is, if it is ours.
+fn with_slot_of<R>(
+    shared: &Shared,
+    wsi: *mut sys::lws,
+    f: impl FnOnce(&mut ConnSlot) -> R,
+) -> Option<R> {
+    let key = slot_key(shared, wsi)?;
+    shared.conns.borrow_mut().get_mut(key).map(f)
+}
+
+/// The handle and handler of the connection `wsi` is, if it is ours.
 fn conn_of(
     shared: &Rc<Shared>,
     wsi: *mut sys::lws,
 ) -> Option<(Connection, Rc<RefCell<dyn Handler>>)> {
-    // SAFETY: called from the callback with its live wsi.
-    let key = unsafe { key_of(wsi) }?;
+    let key = slot_key(shared, wsi)?;
     let conns = shared.conns.borrow();
-    let slot = conns.get(key).filter(|s| s.wsi == wsi || s.wsi.is_null())?;
+    let slot = conns.get(key)?;
     let conn = Connection {
         shared: shared.clone(),
         key,
@@ -428,12 +422,7 @@ unsafe fn dispatch(
             // The last moment the response's header table is attached.
             // SAFETY: wsi is live and holds the parsed response headers.
             let headers = unsafe { Headers::read(wsi) };
-            // SAFETY: wsi is live.
-            if let Some(key) = unsafe { key_of(wsi) } {
-                if let Some(slot) = shared.conns.borrow_mut().get_mut(key) {
-                    slot.response_headers = Some(headers);
-                }
-            }
+            with_slot_of(&shared, wsi, |slot| slot.response_headers = Some(headers));
             0
         }
         sys::LWS_CALLBACK_CLIENT_ESTABLISHED => on_established_client(&shared, wsi),
@@ -460,12 +449,7 @@ unsafe fn dispatch(
             } else {
                 (CloseCode::NO_STATUS, String::new())
             };
-            // SAFETY: wsi is live.
-            if let Some(key) = unsafe { key_of(wsi) } {
-                if let Some(slot) = shared.conns.borrow_mut().get_mut(key) {
-                    slot.peer_close = Some((code, reason));
-                }
-            }
+            with_slot_of(&shared, wsi, |slot| slot.peer_close = Some((code, reason)));
             0
         }
         sys::LWS_CALLBACK_CLOSED | sys::LWS_CALLBACK_CLIENT_CLOSED => {
@@ -496,22 +480,12 @@ unsafe fn dispatch(
             unsafe { add_response_headers(wsi, input as *mut sys::lws_process_html_args) }
         }
         sys::LWS_CALLBACK_WSI_DESTROY => {
-            // SAFETY: wsi is live until this callback returns.
-            if let Some(key) = unsafe { key_of(wsi) } {
-                let ours = shared
-                    .conns
-                    .borrow()
-                    .get(key)
-                    .is_some_and(|s| s.wsi == wsi || s.wsi.is_null());
-                if ours {
-                    if let Some(slot) = shared.conns.borrow_mut().get_mut(key) {
-                        slot.wsi = std::ptr::null_mut();
-                    }
-                    shared.remove(key);
-                }
-                // SAFETY: wsi is live; clear our key so nothing reads it again.
-                unsafe { sys::lws_set_opaque_user_data(wsi, std::ptr::null_mut()) };
+            if let Some(key) = slot_key(&shared, wsi) {
+                shared.remove(key);
             }
+            // SAFETY: wsi is live until this callback returns; clear our key
+            // so nothing reads it again.
+            unsafe { sys::lws_set_opaque_user_data(wsi, std::ptr::null_mut()) };
             0
         }
         // SAFETY: forwarding lws's own arguments to its default handler.
@@ -582,23 +556,32 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return -1;
     };
-    let headers;
-    {
-        let mut conns = shared.conns.borrow_mut();
-        let Some(slot) = conns.get_mut(conn.key) else {
-            return -1;
-        };
+    let headers = conn.with_slot(|slot| {
         if slot.state != State::Connecting {
-            return -1; // timed out meanwhile
+            return None; // timed out meanwhile
         }
+        let headers = slot.response_headers.take().unwrap_or_default();
         slot.wsi = wsi;
         slot.state = State::Connected;
-        headers = slot.response_headers.take().unwrap_or_default();
         slot.peer_addr = peer_address(wsi);
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
-    }
+        Some(headers)
+    });
+    let Some(Some(headers)) = headers else {
+        return -1;
+    };
     shared.call(&handler, &conn, move |h, c| h.on_connect(c, &headers));
     0
+}
+
+/// What one RECEIVE did to a connection's reassembly buffer.
+enum Rx {
+    /// More fragments are due.
+    Partial,
+    /// A whole message: payload, binary?
+    Complete(Vec<u8>, bool),
+    /// Over max_message_size: close with 1009.
+    TooBig,
 }
 
 fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
@@ -613,31 +596,32 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
             sys::lws_frame_is_binary(wsi) != 0,
         )
     };
-    let message = {
-        let mut conns = shared.conns.borrow_mut();
-        let Some(slot) = conns.get_mut(conn.key) else {
-            return 0;
-        };
+    let step = conn.with_slot(|slot| {
         if first {
             slot.rx.clear();
             slot.rx_binary = binary;
         }
-        let total = slot.rx.len() + data.len();
-        if slot.max_message_size > 0 && total > slot.max_message_size {
+        if slot.max_message_size > 0 && slot.rx.len() + data.len() > slot.max_message_size {
             slot.rx = Vec::new();
-            drop(conns);
+            return Rx::TooBig;
+        }
+        if last && slot.rx.is_empty() {
+            return Rx::Complete(data.to_vec(), slot.rx_binary); // one frame: one copy
+        }
+        slot.rx.extend_from_slice(data);
+        if last {
+            Rx::Complete(std::mem::take(&mut slot.rx), slot.rx_binary)
+        } else {
+            Rx::Partial
+        }
+    });
+    let (payload, is_binary) = match step {
+        Some(Rx::Complete(payload, is_binary)) => (payload, is_binary),
+        Some(Rx::TooBig) => {
             close_now(wsi, CloseCode::TOO_BIG, "message too big");
             return -1;
         }
-        if last && slot.rx.is_empty() {
-            Some((data.to_vec(), slot.rx_binary))
-        } else {
-            slot.rx.extend_from_slice(data);
-            last.then(|| (std::mem::take(&mut slot.rx), slot.rx_binary))
-        }
-    };
-    let Some((payload, is_binary)) = message else {
-        return 0;
+        Some(Rx::Partial) | None => return 0,
     };
     let message = if is_binary {
         Message::Binary(payload)
@@ -656,13 +640,13 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
 
 /// Sets the close code and reason lws sends when the callback returns -1.
 fn close_now(wsi: *mut sys::lws, code: CloseCode, reason: &str) {
-    let mut reason = reason.as_bytes().to_vec();
-    // SAFETY: wsi is live; lws copies the reason.
+    // SAFETY: wsi is live; lws only copies from the reason buffer (the
+    // pointer is `*mut` in its signature, but it is never written).
     unsafe {
         sys::lws_close_reason(
             wsi,
             code.0 as sys::lws_close_status,
-            reason.as_mut_ptr(),
+            reason.as_ptr() as *mut u8,
             reason.len(),
         )
     };
@@ -691,30 +675,19 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return 0;
     };
-    let corked = {
-        let conns = shared.conns.borrow();
-        conns
-            .get(conn.key)
-            .is_some_and(|s| s.queue.len() >= CORK_MIN_FRAMES)
-    };
+    let corked = conn.with_slot(|s| s.queue.len() >= CORK_MIN_FRAMES) == Some(true);
     if corked {
         set_cork(wsi, true);
     }
     let mut wrote = false;
     let mut failed = false;
     loop {
-        let frame = {
-            let mut conns = shared.conns.borrow_mut();
-            let Some(slot) = conns.get_mut(conn.key) else {
-                break;
-            };
-            let Some(frame) = slot.queue.pop_front() else {
-                break;
-            };
+        let next = conn.with_slot(|slot| {
+            let frame = slot.queue.pop_front()?;
             slot.queued_bytes -= frame.payload_len();
-            frame
-        };
-        let mut frame = frame;
+            Some(frame)
+        });
+        let Some(Some(mut frame)) = next else { break };
         let len = frame.payload_len();
         // SAFETY: the buffer has LWS_PRE bytes of headroom before the
         // payload, as lws_write requires; wsi is live.
@@ -742,27 +715,23 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     if failed {
         return -1;
     }
-    let (more, close) = {
-        let mut conns = shared.conns.borrow_mut();
-        let Some(slot) = conns.get_mut(conn.key) else {
-            return 0;
-        };
-        let close = if slot.queue.is_empty() {
-            slot.close_request.take()
-        } else {
-            None
-        };
-        if let Some((code, reason)) = &close {
-            slot.close_request = Some((*code, reason.clone())); // remembered for on_close
-        }
+    let Some((more, close)) = conn.with_slot(|slot| {
+        // The close request stays in the slot: on_close reports it.
+        let close = slot
+            .queue
+            .is_empty()
+            .then(|| slot.close_request.clone())
+            .flatten();
         (!slot.queue.is_empty(), close)
+    }) else {
+        return 0;
     };
     if more {
         request_writable(wsi);
         return 0;
     }
     if let Some((code, reason)) = close {
-        close_now(wsi, code, &String::from_utf8_lossy(&reason));
+        close_now(wsi, code, &reason);
         return -1;
     }
     if wrote {
@@ -775,27 +744,20 @@ fn on_closed(shared: &Rc<Shared>, wsi: *mut sys::lws) {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return;
     };
-    let (code, reason) = {
-        let mut conns = shared.conns.borrow_mut();
-        let Some(slot) = conns.get_mut(conn.key) else {
-            return;
-        };
-        if matches!(
-            slot.state,
-            State::Closed | State::Destroyed | State::Connecting
-        ) {
-            // A client that never connected already got on_error.
-            slot.state = State::Closed;
-            return;
+    let closed = conn.with_slot(|slot| {
+        let was = std::mem::replace(&mut slot.state, State::Closed);
+        if matches!(was, State::Closed | State::Connecting) {
+            return None; // a client that never connected already got on_error
         }
-        slot.state = State::Closed;
         slot.queue.clear();
         slot.queued_bytes = 0;
-        match (&slot.peer_close, &slot.close_request) {
-            (Some((code, reason)), _) => (*code, reason.clone()),
-            (None, Some((code, reason))) => (*code, String::from_utf8_lossy(reason).into_owned()),
+        Some(match (&slot.peer_close, &slot.close_request) {
+            (Some((code, reason)), _) | (None, Some((code, reason))) => (*code, reason.clone()),
             (None, None) => (CloseCode::ABNORMAL, String::new()),
-        }
+        })
+    });
+    let Some(Some((code, reason))) = closed else {
+        return;
     };
     shared.call(&handler, &conn, move |h, c| h.on_close(c, code, &reason));
 }

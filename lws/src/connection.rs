@@ -62,7 +62,7 @@ pub(crate) struct ConnSlot {
     /// 0 = unlimited.
     pub max_message_size: usize,
     /// Our close (code and reason), sent once the queue has drained.
-    pub close_request: Option<(CloseCode, Vec<u8>)>,
+    pub close_request: Option<(CloseCode, String)>,
     /// The peer's close frame, when it sent one.
     pub peer_close: Option<(CloseCode, String)>,
     pub peer_addr: Option<String>,
@@ -142,7 +142,7 @@ impl Connection {
     }
 
     /// Runs `f` on this connection's slot, if it still exists.
-    fn with_slot<R>(&self, f: impl FnOnce(&mut ConnSlot) -> R) -> Option<R> {
+    pub(crate) fn with_slot<R>(&self, f: impl FnOnce(&mut ConnSlot) -> R) -> Option<R> {
         let mut conns = self.shared.conns.borrow_mut();
         match conns.get_mut(self.key) {
             Some(slot) if slot.id == self.id => Some(f(slot)),
@@ -273,7 +273,7 @@ impl Connection {
                 return None;
             }
             s.state = State::Closing;
-            s.close_request = Some((code, truncate_reason(reason).as_bytes().to_vec()));
+            s.close_request = Some((code, truncate_reason(reason).to_owned()));
             Some(s.wsi)
         });
         if let Some(Some(wsi)) = wsi {

@@ -1,6 +1,5 @@
 //! The crate's error type.
 
-use crate::Message;
 use std::fmt;
 
 /// What went wrong; each variant says what the caller can do about it.
@@ -13,9 +12,6 @@ pub enum Error {
     /// The connection has not finished its handshake yet; wait for
     /// `on_connect` before sending.
     NotConnected,
-    /// The connection's send queue is at its limit; the message is handed
-    /// back unchanged. Wait for `on_drain`, then send it again.
-    QueueFull(Box<Message>),
     /// The URL cannot be used (bad syntax, not ws:// or wss://, no host).
     Url(String),
     /// An option is invalid (the message says which and why).
@@ -40,7 +36,6 @@ impl fmt::Display for Error {
         match self {
             Error::ConnectionClosed => f.write_str("connection is not open"),
             Error::NotConnected => f.write_str("connection has not completed its handshake"),
-            Error::QueueFull(_) => f.write_str("send queue is full"),
             Error::Url(e) => write!(f, "invalid URL: {e}"),
             Error::InvalidOption(e) => write!(f, "invalid option: {e}"),
             Error::Lws(e) => write!(f, "libwebsockets: {e}"),

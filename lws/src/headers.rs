@@ -128,50 +128,33 @@ unsafe fn copy_custom(wsi: *mut sys::lws, name: &[u8]) -> Option<String> {
     let (n, nlen) = (name.as_ptr() as *const c_char, name.len() as c_int);
     // SAFETY: wsi is live; name/nlen describe a valid byte string.
     let len = unsafe { sys::lws_hdr_custom_length(wsi, n, nlen) };
-    if len < 0 {
-        return None;
-    }
-    let mut buf = vec![0u8; len as usize + 1];
-    // SAFETY: buf has room for the value and a NUL.
-    let copied = unsafe {
-        sys::lws_hdr_custom_copy(
-            wsi,
-            buf.as_mut_ptr() as *mut c_char,
-            buf.len() as c_int,
-            n,
-            nlen,
-        )
-    };
-    if copied < 0 {
-        return None;
-    }
-    buf.truncate(copied as usize);
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    read_value((len >= 0).then_some(len as usize), |buf, size| {
+        // SAFETY: wsi is live; buf has `size` writable bytes.
+        unsafe { sys::lws_hdr_custom_copy(wsi, buf, size, n, nlen) }
+    })
 }
 
-/// The value of one header token, if present.
+/// The value of one header token, if present (lws reports absent as 0).
 ///
 /// # Safety
 /// `wsi` must be live with its header table.
 unsafe fn copy_token(wsi: *mut sys::lws, token: sys::lws_token_indexes) -> Option<String> {
     // SAFETY: wsi is live (caller's contract).
     let len = unsafe { sys::lws_hdr_total_length(wsi, token) };
-    if len <= 0 {
-        return None;
-    }
-    let mut buf = vec![0u8; len as usize + 1];
-    // SAFETY: buf has len + 1 bytes for the value and its NUL.
-    let n = unsafe {
-        sys::lws_hdr_copy(
-            wsi,
-            buf.as_mut_ptr() as *mut c_char,
-            buf.len() as c_int,
-            token,
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
+    read_value((len > 0).then_some(len as usize), |buf, size| {
+        // SAFETY: wsi is live; buf has `size` writable bytes.
+        unsafe { sys::lws_hdr_copy(wsi, buf, size, token) }
+    })
+}
+
+/// A value of `len` bytes fetched by `copy(buf, size)`, which writes it and
+/// its NUL and returns the length copied (< 0 on failure).
+fn read_value(
+    len: Option<usize>,
+    copy: impl FnOnce(*mut c_char, c_int) -> c_int,
+) -> Option<String> {
+    let mut buf = vec![0u8; len? + 1];
+    let copied = copy(buf.as_mut_ptr() as *mut c_char, buf.len() as c_int);
+    buf.truncate(usize::try_from(copied).ok()?);
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
