@@ -15,7 +15,7 @@ fn handshake_options_reach_the_other_side() {
     let server_saw: Rc<RefCell<Vec<String>>> = Rc::default();
     let s = server_saw.clone();
     let mut listen = ListenOptions::new(0);
-    listen.protocol = Some("chat".into());
+    listen.protocols = vec!["chat".into()];
     listen.headers = vec![("X-Server-Tag".into(), "lws-rs".into())];
     listen.max_message_size = 1000;
     let server = Callbacks::new().on_connect(move |conn, headers| {
@@ -33,7 +33,7 @@ fn handshake_options_reach_the_other_side() {
     let (c1, c2) = (client_saw.clone(), client_saw.clone());
     let stop = cx.handle();
     let mut connect = ConnectOptions::new(format!("ws://127.0.0.1:{port}/room?id=7"));
-    connect.protocol = Some("chat".into());
+    connect.protocols = vec!["chat".into()];
     connect.headers = vec![("X-Token".into(), "secret".into())];
     let client = Callbacks::new()
         .on_connect(move |conn, headers| {

@@ -1,337 +1,17 @@
 //! The one protocol callback lws calls for our connections, mapping lws
-//! callback reasons onto [`Handler`] methods; plus listeners and clients.
+//! callback reasons onto [`Handler`] methods: receive, write, close.
 
+use crate::client::fail_client;
 use crate::connection::{request_writable, ConnSlot, Connection, State};
-use crate::context::{cstring, Context, Shared};
-use crate::{CloseCode, Error, Handler, Headers, Message, Result};
+use crate::context::Shared;
+use crate::options::ReceiveMode;
+use crate::server::Listener;
+use crate::{CloseCode, Fragment, Handler, Headers, Message};
 use lws_sys as sys;
 use std::cell::RefCell;
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::{c_char, c_int, c_uchar};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-/// Options for [`Context::listen`].
-#[derive(Clone, Debug)]
-pub struct ListenOptions {
-    /// TCP port; 0 lets the OS pick one (see the value `listen` returns).
-    pub port: u16,
-    /// Address to bind (IPv4 or IPv6 literal, or an interface name).
-    /// Default: "127.0.0.1".
-    pub host: String,
-    /// lws vhost name. Default "server"; "default" is reserved.
-    pub name: String,
-    /// The subprotocol this server speaks, if any.
-    pub protocol: Option<String>,
-    /// Largest reassembled message accepted; bigger ones close the
-    /// connection with 1009. 0 = unlimited (the default).
-    pub max_message_size: usize,
-    /// Headers added to every handshake response.
-    pub headers: Vec<(String, String)>,
-}
-
-impl ListenOptions {
-    /// Defaults, on `port`.
-    pub fn new(port: u16) -> Self {
-        ListenOptions {
-            port,
-            host: "127.0.0.1".into(),
-            name: "server".into(),
-            protocol: None,
-            max_message_size: 0,
-            headers: Vec::new(),
-        }
-    }
-}
-
-/// Options for [`Context::connect`].
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    /// `ws://host[:port]/path?query` (port 80 by default; IPv6 hosts in
-    /// brackets). Userinfo is not used: put credentials in `headers`.
-    pub url: String,
-    /// Extra request headers.
-    pub headers: Vec<(String, String)>,
-    /// Subprotocol to ask for, if any.
-    pub protocol: Option<String>,
-    /// Largest reassembled message accepted (0 = unlimited).
-    pub max_message_size: usize,
-    /// Deadline for TCP connect and handshake; on expiry `on_error` gets
-    /// "connect timeout" and the attempt is abandoned. None = lws's own
-    /// timeouts only.
-    pub connect_timeout: Option<Duration>,
-}
-
-impl ConnectOptions {
-    /// Defaults, for `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        ConnectOptions {
-            url: url.into(),
-            headers: Vec::new(),
-            protocol: None,
-            max_message_size: 0,
-            connect_timeout: None,
-        }
-    }
-}
-
-/// One listening vhost; boxed so the pointers lws keeps stay put.
-pub(crate) struct Listener {
-    handler: Rc<RefCell<dyn Handler>>,
-    max_message_size: usize,
-    protocol: Option<String>,
-    headers: Vec<(CString, CString)>,
-    _name: CString,
-    _iface: CString,
-    _protocol_name: CString,
-    protocols: [sys::lws_protocols; 2],
-}
-
-const CLIENT_PROTOCOL: &CStr = c"lws-rs-client";
-
-/// The client vhost's protocol table (static: lws keeps the pointer).
-struct Protocols([sys::lws_protocols; 2]);
-// SAFETY: immutable table of static strings and a function pointer.
-unsafe impl Sync for Protocols {}
-
-static CLIENT_PROTOCOLS: Protocols = Protocols([
-    sys::lws_protocols {
-        name: CLIENT_PROTOCOL.as_ptr(),
-        callback: Some(protocol_callback),
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-    sys::lws_protocols {
-        name: std::ptr::null(),
-        callback: None,
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-]);
-
-/// The vhost client connections bind to (no listener).
-pub(crate) fn create_client_vhost(raw: *mut sys::lws_context) -> Result<*mut sys::lws_vhost> {
-    let info = sys::lws_context_creation_info {
-        port: sys::CONTEXT_PORT_NO_LISTEN,
-        vhost_name: c"lws-rs-client".as_ptr(),
-        protocols: CLIENT_PROTOCOLS.0.as_ptr(),
-        ..Default::default()
-    };
-    // SAFETY: raw is live; info's pointers are static.
-    let vh = unsafe { sys::lws_create_vhost(raw, &info) };
-    if vh.is_null() {
-        return Err(Error::Lws("cannot create the client vhost".into()));
-    }
-    Ok(vh)
-}
-
-impl Context {
-    /// Starts a WebSocket server; returns the port it listens on.
-    ///
-    /// # Errors
-    /// [`Error::InvalidOption`] for a reserved vhost name or a NUL in an
-    /// option, [`Error::Lws`] if lws cannot listen (port taken, bad address).
-    pub fn listen(&self, options: ListenOptions, handler: impl Handler) -> Result<u16> {
-        self.listen_rc(options, Rc::new(RefCell::new(handler)))
-    }
-
-    fn listen_rc(&self, options: ListenOptions, handler: Rc<RefCell<dyn Handler>>) -> Result<u16> {
-        if options.name == "default" {
-            return Err(Error::InvalidOption(
-                "the vhost name \"default\" is reserved by lws".into(),
-            ));
-        }
-        let name = cstring("name", &options.name)?;
-        let iface = cstring("host", &options.host)?;
-        let protocol_name = cstring("protocol", options.protocol.as_deref().unwrap_or("lws-rs"))?;
-        let mut headers = Vec::new();
-        for (k, v) in &options.headers {
-            headers.push((
-                cstring("header name", &format!("{k}:"))?,
-                cstring("header value", v)?,
-            ));
-        }
-        let mut listener = Box::new(Listener {
-            handler,
-            max_message_size: options.max_message_size,
-            protocol: options.protocol.clone(),
-            headers,
-            _name: name,
-            _iface: iface,
-            _protocol_name: protocol_name,
-            protocols: [sys::lws_protocols::default(), sys::lws_protocols::default()],
-        });
-        let user = &*listener as *const Listener as *mut c_void;
-        listener.protocols[0] = sys::lws_protocols {
-            name: listener._protocol_name.as_ptr(),
-            callback: Some(protocol_callback),
-            user,
-            ..Default::default()
-        };
-        let info = sys::lws_context_creation_info {
-            port: options.port as c_int,
-            iface: listener._iface.as_ptr(),
-            vhost_name: listener._name.as_ptr(),
-            protocols: listener.protocols.as_ptr(),
-            ..Default::default()
-        };
-        // SAFETY: the context is live; info points into the boxed listener,
-        // which we keep (in Shared) as long as the context.
-        let vh = unsafe { sys::lws_create_vhost(self.raw(), &info) };
-        if vh.is_null() {
-            return Err(Error::Lws(format!(
-                "cannot listen on {}:{} (address in use or not available?)",
-                options.host, options.port
-            )));
-        }
-        // SAFETY: vh is the vhost just created.
-        let port = unsafe { sys::lws_get_vhost_listen_port(vh) };
-        self.shared().listeners.borrow_mut().push(listener);
-        Ok(port as u16)
-    }
-
-    /// Starts a client connection. Returns its handle at once; the outcome
-    /// arrives as `on_connect`, or `on_error` (never from inside this call).
-    ///
-    /// # Errors
-    /// [`Error::Url`] for a URL that is not `ws://` with a host;
-    /// [`Error::InvalidOption`] for a NUL in an option.
-    pub fn connect(&self, options: ConnectOptions, handler: impl Handler) -> Result<Connection> {
-        let url = url::Url::parse(&options.url)
-            .map_err(|e| Error::Url(format!("{}: {e}", options.url)))?;
-        let tls = match url.scheme() {
-            "ws" => false,
-            "wss" => true,
-            other => {
-                return Err(Error::Url(format!(
-                    "scheme {other}: is not ws:// or wss://"
-                )))
-            }
-        };
-        let host = match url.host() {
-            Some(url::Host::Ipv6(a)) => a.to_string(),
-            Some(h) => h.to_string(),
-            None => return Err(Error::Url(format!("{}: no host", options.url))),
-        };
-        let port = url
-            .port_or_known_default()
-            .unwrap_or(if tls { 443 } else { 80 });
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let host_header = match url.host() {
-            Some(url::Host::Ipv6(_)) => format!("[{host}]"),
-            _ => host.clone(),
-        };
-        let c_address = cstring("url host", &host)?;
-        let c_path = cstring("url path", &path)?;
-        let c_host = cstring("url host", &host_header)?;
-        let c_protocol = options
-            .protocol
-            .as_deref()
-            .map(|p| cstring("protocol", p))
-            .transpose()?;
-        for (k, v) in &options.headers {
-            cstring("header name", k)?;
-            cstring("header value", v)?;
-        }
-
-        let shared = self.shared();
-        let mut slot = ConnSlot::new(
-            shared.new_id(),
-            Rc::new(RefCell::new(handler)),
-            options.max_message_size,
-            true,
-        );
-        slot.request_headers = options.headers.clone();
-        let conn = shared.insert(slot);
-        let mut wsi: *mut sys::lws = std::ptr::null_mut();
-        let mut info = sys::lws_client_connect_info {
-            context: self.raw(),
-            address: c_address.as_ptr(),
-            port: port as c_int,
-            path: c_path.as_ptr(),
-            host: c_host.as_ptr(),
-            origin: c_host.as_ptr(),
-            protocol: c_protocol.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-            local_protocol_name: CLIENT_PROTOCOL.as_ptr(),
-            ietf_version_or_minus_one: -1,
-            vhost: self.client_vhost(),
-            opaque_user_data: (conn.key + 1) as *mut c_void,
-            pwsi: &mut wsi,
-            ..Default::default()
-        };
-        if tls {
-            info.ssl_connection = sys::LCCSCF_USE_SSL as c_int;
-        }
-        shared.in_connect.set(true);
-        // SAFETY: info and its strings outlive the call (lws copies them);
-        // callbacks it makes are deferred (in_connect).
-        let result = unsafe { sys::lws_client_connect_via_info(&info) };
-        shared.in_connect.set(false);
-        if result.is_null() {
-            // lws may have reported the error already (deferred); if the
-            // slot is still connecting, no one did. No wsi exists any more,
-            // so no WSI_DESTROY will free the slot: free it here.
-            if conn.with_slot(|s| s.state) == Some(State::Connecting) {
-                fail_client(shared, &conn, "connect failed".into());
-            }
-            shared.remove(conn.key);
-        } else {
-            conn.with_slot(|s| {
-                if s.state == State::Connecting && s.wsi.is_null() {
-                    s.wsi = result;
-                }
-            });
-            if let Some(timeout) = options.connect_timeout {
-                self.add_timer(Instant::now() + timeout, conn.id);
-            }
-        }
-        Ok(conn)
-    }
-}
-
-/// A client attempt failed: state Closed, `on_error`.
-fn fail_client(shared: &Shared, conn: &Connection, why: String) {
-    let handler = conn.with_slot(|slot| {
-        (slot.state == State::Connecting).then(|| {
-            slot.state = State::Closed;
-            slot.handler.clone()
-        })
-    });
-    let Some(Some(handler)) = handler else { return };
-    shared.call(&handler, conn, move |h, c| {
-        h.on_error(c, &Error::Connect(why))
-    });
-}
-
-/// The connect timeout of connection `id` expired.
-pub(crate) fn connect_timed_out(shared: &Rc<Shared>, id: u64) {
-    let Some(conn) = shared.connection(id) else {
-        return;
-    };
-    let wsi = {
-        let conns = shared.conns.borrow();
-        match conns.get(conn.key) {
-            Some(s) if s.state == State::Connecting => s.wsi,
-            _ => return,
-        }
-    };
-    fail_client(shared, &conn, "connect timeout".into());
-    if !wsi.is_null() {
-        // SAFETY: the slot still holds the wsi, so lws has not freed it;
-        // LWS_TO_KILL_ASYNC closes it at lws's next service.
-        unsafe { sys::lws_set_timeout(wsi, sys::PENDING_TIMEOUT_USER_OK, sys::LWS_TO_KILL_ASYNC) };
-    }
-}
 
 /// The protocol callback of every vhost we create.
 pub(crate) unsafe extern "C" fn protocol_callback(
@@ -350,14 +30,33 @@ pub(crate) unsafe extern "C" fn protocol_callback(
 /// The slab key of the connection `wsi` is, if it is one of ours. lws
 /// keeps key + 1 as the wsi's opaque user data (0 = none); the slot must
 /// still belong to this wsi (a client's is set just after connecting).
-fn slot_key(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
+pub(crate) fn slot_key(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
     // SAFETY: only called from lws's callbacks, with their live wsi.
-    let key = (unsafe { sys::lws_get_opaque_user_data(wsi) } as usize).checked_sub(1)?;
+    let tag = unsafe { sys::lws_get_opaque_user_data(wsi) } as usize;
+    if tag == 0 {
+        return adopted_now(shared, wsi);
+    }
+    let key = tag - 1;
     let conns = shared.conns.borrow();
     conns
         .get(key)
         .is_some_and(|s| s.wsi == wsi || s.wsi.is_null())
         .then_some(key)
+}
+
+/// The slot of a wsi `adopt()` is creating right now (lws runs its first
+/// callbacks before the call returns); tags the wsi with it.
+fn adopted_now(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
+    let key = shared.adopting.get()?;
+    // SAFETY: wsi is live (we are in its callback).
+    if unsafe { sys::lws_get_vhost(wsi) } != shared.adopt_vhost.get() {
+        return None;
+    }
+    shared.adopting.set(None);
+    // SAFETY: as above; the tag finds the slot in later callbacks.
+    unsafe { sys::lws_set_opaque_user_data(wsi, (key + 1) as *mut c_void) };
+    shared.conns.borrow_mut().get_mut(key)?.wsi = wsi;
+    Some(key)
 }
 
 /// Runs `f` on the slot of the connection `wsi` is, if it is ours.
@@ -417,6 +116,16 @@ unsafe fn dispatch(
     };
 
     match reason {
+        sys::LWS_CALLBACK_HTTP_CONFIRM_UPGRADE => {
+            // SAFETY: for this reason lws passes the Upgrade header's value.
+            let upgrade =
+                (!input.is_null()).then(|| unsafe { CStr::from_ptr(input as *const c_char) });
+            if upgrade.is_some_and(|u| u.to_bytes().eq_ignore_ascii_case(b"websocket")) {
+                crate::handshake::confirm_upgrade(&shared, wsi)
+            } else {
+                0 // lws refuses other upgrades itself
+            }
+        }
         sys::LWS_CALLBACK_ESTABLISHED => on_established_server(&shared, wsi),
         sys::LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH => {
             // The last moment the response's header table is attached.
@@ -477,7 +186,7 @@ unsafe fn dispatch(
         }
         sys::LWS_CALLBACK_ADD_HEADERS => {
             // SAFETY: lws passes lws_process_html_args for this reason.
-            unsafe { add_response_headers(wsi, input as *mut sys::lws_process_html_args) }
+            unsafe { add_response_headers(&shared, wsi, input as *mut sys::lws_process_html_args) }
         }
         sys::LWS_CALLBACK_WSI_DESTROY => {
             if let Some(key) = slot_key(&shared, wsi) {
@@ -497,7 +206,7 @@ unsafe fn dispatch(
 ///
 /// # Safety
 /// `wsi` must be live and bound to one of our listener protocols.
-unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a Listener> {
+pub(crate) unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a Listener> {
     // SAFETY: the caller's contract; our listener protocols carry a pointer
     // to their boxed Listener, kept as long as the context.
     unsafe {
@@ -525,29 +234,23 @@ fn peer_address(wsi: *mut sys::lws) -> Option<String> {
 }
 
 fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
-    // SAFETY: ESTABLISHED arrives on a server wsi bound to a listener protocol.
-    let Some(listener) = (unsafe { listener_of(wsi) }) else {
+    // The slot was made when the upgrade was confirmed.
+    let Some((conn, handler)) = conn_of(shared, wsi) else {
         return -1;
     };
-    // SAFETY: the header table is still attached during ESTABLISHED.
-    let headers = unsafe { Headers::read(wsi) };
-    let mut slot = ConnSlot::new(
-        shared.new_id(),
-        listener.handler.clone(),
-        listener.max_message_size,
-        false,
-    );
-    slot.wsi = wsi;
-    slot.peer_addr = peer_address(wsi);
-    slot.protocol = listener.protocol.clone().filter(|p| {
-        headers
-            .get("sec-websocket-protocol")
-            .is_some_and(|offered| offered.split(',').any(|o| o.trim() == p))
+    let headers = conn.with_slot(|slot| {
+        if slot.state != State::Connecting {
+            return None;
+        }
+        slot.wsi = wsi;
+        slot.state = State::Connected;
+        slot.peer_addr = peer_address(wsi);
+        slot.response_headers_out = Vec::new();
+        Some(slot.request_headers_in.take().unwrap_or_default())
     });
-    let handler = slot.handler.clone();
-    let conn = shared.insert(slot);
-    // SAFETY: wsi is live; the key identifies the slot in later callbacks.
-    unsafe { sys::lws_set_opaque_user_data(wsi, (conn.key + 1) as *mut c_void) };
+    let Some(Some(headers)) = headers else {
+        return -1;
+    };
     shared.call(&handler, &conn, move |h, c| h.on_connect(c, &headers));
     0
 }
@@ -580,6 +283,8 @@ enum Rx {
     Partial,
     /// A whole message: payload, binary?
     Complete(Vec<u8>, bool),
+    /// A chunk, in fragment mode.
+    Chunk(Fragment),
     /// Over max_message_size: close with 1009.
     TooBig,
 }
@@ -597,11 +302,28 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
         )
     };
     let step = conn.with_slot(|slot| {
+        let max = slot.limits.max_message_size;
+        if slot.limits.receive == ReceiveMode::Fragments {
+            if first {
+                slot.rx_streamed = 0;
+                slot.rx_binary = binary;
+            }
+            slot.rx_streamed += data.len();
+            if max > 0 && slot.rx_streamed > max {
+                return Rx::TooBig;
+            }
+            return Rx::Chunk(Fragment {
+                data: data.to_vec(),
+                is_binary: slot.rx_binary,
+                is_first: first,
+                is_final: last,
+            });
+        }
         if first {
             slot.rx.clear();
             slot.rx_binary = binary;
         }
-        if slot.max_message_size > 0 && slot.rx.len() + data.len() > slot.max_message_size {
+        if max > 0 && slot.rx.len() + data.len() > max {
             slot.rx = Vec::new();
             return Rx::TooBig;
         }
@@ -617,6 +339,10 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
     });
     let (payload, is_binary) = match step {
         Some(Rx::Complete(payload, is_binary)) => (payload, is_binary),
+        Some(Rx::Chunk(fragment)) => {
+            shared.call(&handler, &conn, move |h, c| h.on_fragment(c, fragment));
+            return 0;
+        }
         Some(Rx::TooBig) => {
             close_now(wsi, CloseCode::TOO_BIG, "message too big");
             return -1;
@@ -807,24 +533,29 @@ unsafe fn append_client_headers(
     0
 }
 
-/// Adds a listener's static headers to the handshake response.
+/// Adds a server connection's response headers (the listener's, and those
+/// `on_handshake` returned) to its 101 response.
 ///
 /// # Safety
 /// `args` must be the lws_process_html_args lws passes with ADD_HEADERS.
-unsafe fn add_response_headers(wsi: *mut sys::lws, args: *mut sys::lws_process_html_args) -> c_int {
-    // SAFETY: ADD_HEADERS arrives on a server wsi of one of our listeners.
-    let Some(listener) = (unsafe { listener_of(wsi) }) else {
-        return 0;
-    };
+unsafe fn add_response_headers(
+    shared: &Rc<Shared>,
+    wsi: *mut sys::lws,
+    args: *mut sys::lws_process_html_args,
+) -> c_int {
     if args.is_null() {
         return 0;
     }
+    let Some(headers) = with_slot_of(shared, wsi, |s| std::mem::take(&mut s.response_headers_out))
+    else {
+        return 0;
+    };
     // SAFETY: args is valid for this callback (caller's contract).
     let args = unsafe { &mut *args };
     let mut p = args.p as *mut c_uchar;
     // SAFETY: p + max_len is the end of lws's buffer.
     let end = unsafe { p.add(args.max_len.max(0) as usize) };
-    for (name, value) in &listener.headers {
+    for (name, value) in &headers {
         // SAFETY: p/end delimit lws's buffer; lws checks the room itself.
         let r = unsafe {
             sys::lws_add_http_header_by_name(
@@ -837,6 +568,7 @@ unsafe fn add_response_headers(wsi: *mut sys::lws, args: *mut sys::lws_process_h
             )
         };
         if r != 0 {
+            log::warn!("response header {name:?} does not fit the handshake buffer");
             return 1;
         }
     }

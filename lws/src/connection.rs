@@ -2,17 +2,21 @@
 //! [`Connection`] handle users hold.
 
 use crate::context::Shared;
-use crate::{CloseCode, Error, Handle, Handler, Message, Result};
+use crate::options::Limits;
+use crate::{CloseCode, Error, Handle, Handler, Headers, Message, Result};
 use lws_sys as sys;
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ffi::CString;
 use std::os::raw::c_int;
 use std::rc::Rc;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// TCP/TLS connect or HTTP upgrade in progress (clients only).
+    /// TCP/TLS connect or HTTP upgrade in progress (a server connection
+    /// is in this state during `on_handshake`).
     Connecting,
     /// Open: messages can be sent and received.
     Connected,
@@ -59,8 +63,11 @@ pub(crate) struct ConnSlot {
     /// Reassembly of a fragmented message.
     pub rx: Vec<u8>,
     pub rx_binary: bool,
-    /// 0 = unlimited.
-    pub max_message_size: usize,
+    /// Bytes of the message being received in fragment mode.
+    pub rx_streamed: usize,
+    pub limits: Limits,
+    /// A message sent with send_fragment is in progress: is it binary?
+    pub tx_fragment: Option<bool>,
     /// Our close (code and reason), sent once the queue has drained.
     pub close_request: Option<(CloseCode, String)>,
     /// The peer's close frame, when it sent one.
@@ -70,36 +77,46 @@ pub(crate) struct ConnSlot {
     /// Request headers a client adds to its handshake.
     pub request_headers: Vec<(String, String)>,
     /// A client's handshake response headers, read before lws drops them.
-    pub response_headers: Option<crate::Headers>,
+    pub response_headers: Option<Headers>,
+    /// Subprotocols a server connection may agree to.
+    pub protocols_allowed: Vec<String>,
+    /// Headers a server adds to its 101 response ("Name:", value).
+    pub response_headers_out: Vec<(CString, CString)>,
+    /// A server's request headers, read during the handshake.
+    pub request_headers_in: Option<Headers>,
+    /// The user's typed per-connection data (an `Rc<RefCell<T>>`).
+    pub data: Option<Rc<dyn Any>>,
 }
 
 impl ConnSlot {
     pub(crate) fn new(
         id: u64,
         handler: Rc<RefCell<dyn Handler>>,
-        max_message_size: usize,
-        is_client: bool,
+        limits: Limits,
+        state: State,
     ) -> Self {
         ConnSlot {
             id,
             wsi: std::ptr::null_mut(),
-            state: if is_client {
-                State::Connecting
-            } else {
-                State::Connected
-            },
+            state,
             handler,
             queue: VecDeque::new(),
             queued_bytes: 0,
             rx: Vec::new(),
             rx_binary: false,
-            max_message_size,
+            rx_streamed: 0,
+            limits,
+            tx_fragment: None,
             close_request: None,
             peer_close: None,
             peer_addr: None,
             protocol: None,
             request_headers: Vec::new(),
             response_headers: None,
+            protocols_allowed: Vec::new(),
+            response_headers_out: Vec::new(),
+            request_headers_in: None,
+            data: None,
         }
     }
 }
@@ -190,7 +207,10 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::NotConnected`] before the handshake completed,
-    /// [`Error::ConnectionClosed`] once closing, closed or gone.
+    /// [`Error::ConnectionClosed`] once closing, closed or gone,
+    /// [`Error::QueueFull`] (with the message) when the send queue limit
+    /// is reached, [`Error::FragmentInProgress`] while a message sent with
+    /// [`Connection::send_fragment`] is unfinished.
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         let kind = if message.is_binary() {
@@ -198,7 +218,10 @@ impl Connection {
         } else {
             sys::LWS_WRITE_TEXT
         };
-        self.queue(Frame::new(message.as_bytes(), kind))
+        match self.queue(message.as_bytes(), kind, Class::Message) {
+            Err(Refused::Full) => Err(Error::QueueFull(Box::new(message))),
+            other => other.map_err(Refused::into_error),
+        }
     }
 
     /// Queues a text message.
@@ -206,7 +229,8 @@ impl Connection {
     /// # Errors
     /// As [`Connection::send`].
     pub fn send_text(&self, text: &str) -> Result<()> {
-        self.queue(Frame::new(text.as_bytes(), sys::LWS_WRITE_TEXT))
+        self.queue(text.as_bytes(), sys::LWS_WRITE_TEXT, Class::Message)
+            .map_err(|r| r.or_message(|| Message::Text(text.to_owned())))
     }
 
     /// Queues a binary message.
@@ -214,51 +238,186 @@ impl Connection {
     /// # Errors
     /// As [`Connection::send`].
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.queue(Frame::new(data, sys::LWS_WRITE_BINARY))
+        self.queue(data, sys::LWS_WRITE_BINARY, Class::Message)
+            .map_err(|r| r.or_message(|| Message::Binary(data.to_vec())))
+    }
+
+    /// Queues one fragment of a message sent in pieces. The first call
+    /// starts the message (text or binary per `is_binary`; later calls'
+    /// `is_binary` is ignored); `is_final` ends it. Until then, `send` and
+    /// friends fail with [`Error::FragmentInProgress`]; pings and pongs may
+    /// still be sent. The peer receives one message.
+    ///
+    /// # Errors
+    /// As [`Connection::send`]; a refused fragment comes back in
+    /// [`Error::QueueFull`] as [`Message::Binary`], and the message is still
+    /// in progress (send that fragment again later).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(conn: &lws::Connection) -> lws::Result<()> {
+    /// conn.send_fragment(b"Hello, ", false, false)?;
+    /// conn.send_fragment(b"world", false, true)?; // the peer gets "Hello, world"
+    /// # Ok(()) }
+    /// ```
+    pub fn send_fragment(&self, data: &[u8], is_binary: bool, is_final: bool) -> Result<()> {
+        self.queue(
+            data,
+            0,
+            Class::Fragment {
+                is_binary,
+                is_final,
+            },
+        )
+        .map_err(|r| r.or_message(|| Message::Binary(data.to_vec())))
     }
 
     /// Queues a ping; the payload is cut to 125 bytes (RFC 6455 §5.5).
+    /// Control frames are not counted against the send queue limit.
     ///
     /// # Errors
-    /// As [`Connection::send`].
+    /// [`Error::NotConnected`] or [`Error::ConnectionClosed`], as
+    /// [`Connection::send`].
     pub fn ping(&self, payload: &[u8]) -> Result<()> {
-        self.queue(Frame::new(
+        self.queue(
             &payload[..payload.len().min(125)],
             sys::LWS_WRITE_PING,
-        ))
+            Class::Control,
+        )
+        .map_err(Refused::into_error)
     }
 
     /// Queues an unsolicited pong; the payload is cut to 125 bytes. (lws
     /// answers pings by itself.)
     ///
     /// # Errors
-    /// As [`Connection::send`].
+    /// As [`Connection::ping`].
     pub fn pong(&self, payload: &[u8]) -> Result<()> {
-        self.queue(Frame::new(
+        self.queue(
             &payload[..payload.len().min(125)],
             sys::LWS_WRITE_PONG,
-        ))
+            Class::Control,
+        )
+        .map_err(Refused::into_error)
     }
 
-    fn queue(&self, frame: Frame) -> Result<()> {
+    fn queue(
+        &self,
+        payload: &[u8],
+        kind: sys::lws_write_protocol,
+        class: Class,
+    ) -> Result<(), Refused> {
         let wsi = self
-            .with_slot(|s| match s.state {
-                State::Connected => {
-                    let was_empty = s.queue.is_empty();
-                    s.queued_bytes += frame.payload_len();
-                    s.queue.push_back(frame);
-                    // A non-empty queue always has a writable request
-                    // outstanding, so only the first frame asks.
-                    Ok(was_empty.then_some(s.wsi))
+            .with_slot(|s| {
+                match s.state {
+                    State::Connected => {}
+                    State::Connecting => return Err(Refused::Error(Error::NotConnected)),
+                    _ => return Err(Refused::Error(Error::ConnectionClosed)),
                 }
-                State::Connecting => Err(Error::NotConnected),
-                _ => Err(Error::ConnectionClosed),
+                let kind = match class {
+                    Class::Control => kind,
+                    Class::Message if s.tx_fragment.is_some() => {
+                        return Err(Refused::Error(Error::FragmentInProgress))
+                    }
+                    Class::Message => kind,
+                    Class::Fragment {
+                        is_binary,
+                        is_final,
+                    } => {
+                        let start = s.tx_fragment.is_none();
+                        let binary = s.tx_fragment.unwrap_or(is_binary);
+                        let initial = if binary {
+                            sys::LWS_WRITE_BINARY
+                        } else {
+                            sys::LWS_WRITE_TEXT
+                        };
+                        sys::lws_write_ws_flags(initial as c_int, start, is_final)
+                            as sys::lws_write_protocol
+                    }
+                };
+                let limit = s.limits.max_send_queue;
+                // A message bigger than the limit still goes out alone.
+                if class != Class::Control
+                    && limit > 0
+                    && s.queued_bytes > 0
+                    && s.queued_bytes + payload.len() > limit
+                {
+                    return Err(Refused::Full);
+                }
+                if let Class::Fragment {
+                    is_binary,
+                    is_final,
+                } = class
+                {
+                    s.tx_fragment = if is_final {
+                        None
+                    } else {
+                        Some(s.tx_fragment.unwrap_or(is_binary))
+                    };
+                }
+                let was_empty = s.queue.is_empty();
+                s.queued_bytes += payload.len();
+                s.queue.push_back(Frame::new(payload, kind));
+                // A non-empty queue always has a writable request
+                // outstanding, so only the first frame asks.
+                Ok(was_empty.then_some(s.wsi))
             })
-            .unwrap_or(Err(Error::ConnectionClosed))?;
+            .unwrap_or(Err(Refused::Error(Error::ConnectionClosed)))?;
         if let Some(wsi) = wsi {
             request_writable(wsi);
         }
         Ok(())
+    }
+
+    /// Attaches typed data to this connection (EV::Websockets' `stash`,
+    /// typed): set it once, e.g. in `on_handshake` or `on_connect`, then
+    /// reach it in every callback with [`Connection::with_data`] or
+    /// [`Connection::data`]. It is dropped when the connection is freed.
+    ///
+    /// # Errors
+    /// [`Error::DataAlreadySet`] if data is already attached (change it
+    /// through `with_data`), [`Error::ConnectionClosed`] if the connection
+    /// is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// struct User { name: String, messages: u32 }
+    /// let handler = lws::Callbacks::new()
+    ///     .on_connect(|conn, _headers| {
+    ///         let _ = conn.set_data(User { name: "ann".into(), messages: 0 });
+    ///     })
+    ///     .on_message(|conn, _msg| {
+    ///         conn.with_data(|u: &mut User| u.messages += 1);
+    ///     });
+    /// # let _ = handler;
+    /// ```
+    pub fn set_data<T: 'static>(&self, value: T) -> Result<()> {
+        self.with_slot(|s| {
+            if s.data.is_some() {
+                return Err(Error::DataAlreadySet);
+            }
+            s.data = Some(Rc::new(RefCell::new(value)));
+            Ok(())
+        })
+        .unwrap_or(Err(Error::ConnectionClosed))
+    }
+
+    /// The data attached with [`Connection::set_data`], if it is a `T` and
+    /// the connection still exists.
+    pub fn data<T: 'static>(&self) -> Option<Rc<RefCell<T>>> {
+        let any = self.with_slot(|s| s.data.clone()).flatten()?;
+        any.downcast::<RefCell<T>>().ok()
+    }
+
+    /// Runs `f` on the attached data. None if there is no `T` attached, the
+    /// connection is gone, or the data is already borrowed (by an outer
+    /// `with_data` on the same connection).
+    pub fn with_data<T: 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let data = self.data::<T>()?;
+        let mut value = data.try_borrow_mut().ok()?;
+        Some(f(&mut value))
     }
 
     /// Closes the connection cleanly: messages already queued are sent
@@ -298,6 +457,40 @@ impl Connection {
         if let Some(Some(wsi)) = wsi {
             // SAFETY: the slot is live, so wsi is a live lws connection.
             unsafe { sys::lws_rx_flow_control(wsi, enable as c_int) };
+        }
+    }
+}
+
+/// What is being queued: its rules differ.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A whole text or binary message.
+    Message,
+    /// One piece of a message sent with send_fragment.
+    Fragment { is_binary: bool, is_final: bool },
+    /// Ping or pong: allowed between fragments, not counted by the limit.
+    Control,
+}
+
+/// Why a frame was not queued.
+enum Refused {
+    Error(Error),
+    /// The send queue limit: the caller hands its message back.
+    Full,
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::Error(e) => e,
+            Refused::Full => Error::QueueFull(Box::new(Message::Binary(Vec::new()))),
+        }
+    }
+
+    fn or_message(self, message: impl FnOnce() -> Message) -> Error {
+        match self {
+            Refused::Error(e) => e,
+            Refused::Full => Error::QueueFull(Box::new(message())),
         }
     }
 }

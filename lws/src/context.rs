@@ -4,7 +4,7 @@ use crate::connection::{ConnSlot, Connection, State};
 use crate::event_loop::{self, Reactor};
 use crate::handler::Handler;
 use crate::remote::{Command, Remote};
-use crate::{callback, Error, Handle, Result};
+use crate::{client, server, Error, Handle, Result};
 use lws_sys as sys;
 use mio::event::Events;
 use mio::{Poll, Registry, Token};
@@ -37,8 +37,17 @@ pub(crate) struct Shared {
     /// Set while lws_client_connect_via_info runs: its callbacks are deferred.
     pub(crate) in_connect: Cell<bool>,
     #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each Listener
-    pub(crate) listeners: RefCell<Vec<Box<callback::Listener>>>,
-    client_vhost: Cell<*mut sys::lws_vhost>,
+    pub(crate) listeners: RefCell<Vec<Box<server::Listener>>>,
+    /// Client vhosts by TLS files and proxy, made on first use.
+    pub(crate) client_vhosts: RefCell<HashMap<client::VhostKey, *mut sys::lws_vhost>>,
+    /// The vhost adopted sockets join, made on first use.
+    pub(crate) adopt_vhost: Cell<*mut sys::lws_vhost>,
+    /// The slot of the socket `adopt()` is handing to lws right now.
+    pub(crate) adopting: Cell<Option<usize>>,
+    /// lws initialised OpenSSL for this context: TLS is available.
+    pub(crate) ssl_init: bool,
+    /// C strings lws keeps pointers to (vhost names).
+    kept: RefCell<Vec<CString>>,
     pub(crate) remote: Arc<Remote>,
     stop: Cell<bool>,
     /// Connect deadlines: (when, connection id).
@@ -59,6 +68,11 @@ impl Shared {
         let user = unsafe { sys::lws_context_user(cx) } as *const Shared;
         // SAFETY: as above; null only for contexts not created by us.
         unsafe { user.as_ref() }
+    }
+
+    /// Keeps `s` alive as long as the context (lws holds a pointer to it).
+    pub(crate) fn keep_cstring(&self, s: CString) {
+        self.kept.borrow_mut().push(s);
     }
 
     pub(crate) fn new_id(&self) -> u64 {
@@ -147,6 +161,13 @@ pub struct ContextOptions {
     /// Validate UTF-8 of received text messages (invalid ones close the
     /// connection with 1007). Default: true.
     pub validate_utf8: bool,
+    /// Let lws run its OpenSSL initialisation (EV::Websockets' `ssl_init`).
+    /// Default: true. With `false`, lws leaves OpenSSL's global state
+    /// alone, for processes where another library owns it; lws then
+    /// offers no TLS in this context (wss:// listeners and clients are
+    /// refused with [`Error::InvalidOption`]). With OpenSSL 1.1 and later
+    /// the initialisation is idempotent and safe to share.
+    pub ssl_init: bool,
 }
 
 impl Default for ContextOptions {
@@ -154,6 +175,7 @@ impl Default for ContextOptions {
         ContextOptions {
             token_base: 1 << 32,
             validate_utf8: true,
+            ssl_init: true,
         }
     }
 }
@@ -227,14 +249,20 @@ impl Context {
             deferred: RefCell::new(VecDeque::new()),
             in_connect: Cell::new(false),
             listeners: RefCell::new(Vec::new()),
-            client_vhost: Cell::new(std::ptr::null_mut()),
+            client_vhosts: RefCell::new(HashMap::new()),
+            adopt_vhost: Cell::new(std::ptr::null_mut()),
+            adopting: Cell::new(None),
+            ssl_init: options.ssl_init,
+            kept: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new()),
             stop: Cell::new(false),
             timers: RefCell::new(Vec::new()),
         });
         crate::logging::init();
-        let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64
-            | sys::LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT as u64;
+        let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;
+        if options.ssl_init {
+            opts |= sys::LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT as u64;
+        }
         if options.validate_utf8 {
             opts |= sys::LWS_SERVER_OPTION_VALIDATE_UTF8 as u64;
         }
@@ -257,11 +285,7 @@ impl Context {
         }
         shared.raw.set(raw);
         shared.remote.set_context(raw);
-        let cx = Context { shared, poll: None };
-        cx.shared
-            .client_vhost
-            .set(callback::create_client_vhost(raw)?);
-        Ok(cx)
+        Ok(Context { shared, poll: None })
     }
 
     pub(crate) fn shared(&self) -> &Rc<Shared> {
@@ -270,10 +294,6 @@ impl Context {
 
     pub(crate) fn raw(&self) -> *mut sys::lws_context {
         self.shared.raw.get()
-    }
-
-    pub(crate) fn client_vhost(&self) -> *mut sys::lws_vhost {
-        self.shared.client_vhost.get()
     }
 
     /// A handle for other threads.
@@ -450,7 +470,7 @@ impl Context {
             due
         };
         for id in due {
-            callback::connect_timed_out(&self.shared, id);
+            client::connect_timed_out(&self.shared, id);
         }
     }
 }

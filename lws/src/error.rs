@@ -24,6 +24,15 @@ pub enum Error {
     /// A client connection failed before or during its handshake (refused,
     /// unreachable, bad handshake answer, connect timeout, ...).
     Connect(String),
+    /// The connection's send queue is at its limit
+    /// (`max_send_queue`); the message comes back untouched. Wait for
+    /// `on_drain`, then send it again.
+    QueueFull(Box<crate::Message>),
+    /// A message sent with `send_fragment` is unfinished: send its final
+    /// fragment before another message.
+    FragmentInProgress,
+    /// `set_data` was called on a connection that already has data.
+    DataAlreadySet,
     /// An I/O error from the event loop.
     Io(std::io::Error),
 }
@@ -41,6 +50,15 @@ impl fmt::Display for Error {
             Error::Lws(e) => write!(f, "libwebsockets: {e}"),
             Error::ContextGone => f.write_str("the context has been dropped"),
             Error::Connect(e) => f.write_str(e),
+            Error::QueueFull(m) => write!(
+                f,
+                "send queue full; a {}-byte message was handed back",
+                m.as_bytes().len()
+            ),
+            Error::FragmentInProgress => {
+                f.write_str("a fragmented message is in progress; send its final fragment first")
+            }
+            Error::DataAlreadySet => f.write_str("this connection already has data attached"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

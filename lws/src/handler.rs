@@ -1,7 +1,7 @@
 //! What a connection's events call: the [`Handler`] trait, and [`Callbacks`],
 //! its closure-based implementation.
 
-use crate::{CloseCode, Connection, Error, Headers, Message};
+use crate::{CloseCode, Connection, Error, Fragment, Handshake, Headers, Message};
 
 /// Receives a connection's events. Every method has a default that does
 /// nothing, so an implementation overrides only what it needs.
@@ -11,6 +11,22 @@ use crate::{CloseCode, Connection, Error, Headers, Message};
 /// list connections). A panic in a method is caught, logged through `log`
 /// and the connection goes on (nothing unwinds into C).
 pub trait Handler: 'static {
+    /// A client asks to upgrade (server side only;
+    /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`, where lws's
+    /// `LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION` would be). `request` holds
+    /// the path with its query and every request header. Return
+    /// [`Handshake::Accept`] (the default), optionally with extra response
+    /// headers, or [`Handshake::Reject`] with any status, headers and body.
+    ///
+    /// `conn` is in state [`Connecting`](crate::State::Connecting): data
+    /// attached here with [`Connection::set_data`] stays with the
+    /// connection; nothing can be sent yet. A panic here refuses the
+    /// request with 500.
+    fn on_handshake(&mut self, conn: &Connection, request: &Headers) -> Handshake {
+        let _ = (conn, request);
+        Handshake::accept()
+    }
+
     /// The handshake completed (`LWS_CALLBACK_ESTABLISHED` on a server,
     /// `LWS_CALLBACK_CLIENT_ESTABLISHED` on a client). On a server `headers`
     /// are the request's, on a client the response's.
@@ -22,6 +38,15 @@ pub trait Handler: 'static {
     /// (`LWS_CALLBACK_RECEIVE` / `LWS_CALLBACK_CLIENT_RECEIVE`).
     fn on_message(&mut self, conn: &Connection, message: Message) {
         let _ = (conn, message);
+    }
+
+    /// A chunk of a message arrived (`LWS_CALLBACK_RECEIVE` /
+    /// `LWS_CALLBACK_CLIENT_RECEIVE`), for connections made with
+    /// [`ReceiveMode::Fragments`](crate::ReceiveMode::Fragments), which call
+    /// this instead of `on_message`. A text message's chunks may split a
+    /// UTF-8 character; lws checks the whole message's UTF-8 as it goes.
+    fn on_fragment(&mut self, conn: &Connection, fragment: Fragment) {
+        let _ = (conn, fragment);
     }
 
     /// The connection closed (`LWS_CALLBACK_CLOSED` /
@@ -51,6 +76,8 @@ pub trait Handler: 'static {
     }
 }
 
+type HandshakeFn = Box<dyn FnMut(&Connection, &Headers) -> Handshake>;
+type FragmentFn = Box<dyn FnMut(&Connection, Fragment)>;
 type ConnectFn = Box<dyn FnMut(&Connection, &Headers)>;
 type MessageFn = Box<dyn FnMut(&Connection, Message)>;
 type CloseFn = Box<dyn FnMut(&Connection, CloseCode, &str)>;
@@ -73,6 +100,8 @@ type DrainFn = Box<dyn FnMut(&Connection)>;
 /// ```
 #[derive(Default)]
 pub struct Callbacks {
+    handshake: Option<HandshakeFn>,
+    fragment: Option<FragmentFn>,
     connect: Option<ConnectFn>,
     message: Option<MessageFn>,
     close: Option<CloseFn>,
@@ -84,6 +113,8 @@ pub struct Callbacks {
 impl std::fmt::Debug for Callbacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callbacks")
+            .field("on_handshake", &self.handshake.is_some())
+            .field("on_fragment", &self.fragment.is_some())
             .field("on_connect", &self.connect.is_some())
             .field("on_message", &self.message.is_some())
             .field("on_close", &self.close.is_some())
@@ -98,6 +129,21 @@ impl Callbacks {
     /// No closures yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// See [`Handler::on_handshake`].
+    pub fn on_handshake(
+        mut self,
+        f: impl FnMut(&Connection, &Headers) -> Handshake + 'static,
+    ) -> Self {
+        self.handshake = Some(Box::new(f));
+        self
+    }
+
+    /// See [`Handler::on_fragment`].
+    pub fn on_fragment(mut self, f: impl FnMut(&Connection, Fragment) + 'static) -> Self {
+        self.fragment = Some(Box::new(f));
+        self
     }
 
     /// See [`Handler::on_connect`].
@@ -138,6 +184,17 @@ impl Callbacks {
 }
 
 impl Handler for Callbacks {
+    fn on_handshake(&mut self, conn: &Connection, request: &Headers) -> Handshake {
+        match &mut self.handshake {
+            Some(f) => f(conn, request),
+            None => Handshake::accept(),
+        }
+    }
+    fn on_fragment(&mut self, conn: &Connection, fragment: Fragment) {
+        if let Some(f) = &mut self.fragment {
+            f(conn, fragment)
+        }
+    }
     fn on_connect(&mut self, conn: &Connection, headers: &Headers) {
         if let Some(f) = &mut self.connect {
             f(conn, headers)

@@ -38,24 +38,31 @@
 #![deny(missing_docs)]
 
 mod callback;
+mod client;
 mod connection;
 mod context;
 mod error;
 mod event_loop;
 mod handler;
+mod handshake;
 mod headers;
 mod logging;
 mod message;
+mod options;
 mod panic;
 mod remote;
+mod server;
 
-pub use callback::{ConnectOptions, ListenOptions};
 pub use connection::{Connection, State};
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};
 pub use handler::{Callbacks, Handler};
+pub use handshake::Handshake;
 pub use headers::Headers;
-pub use message::{CloseCode, Message};
+pub use message::{CloseCode, Fragment, Message};
+pub use options::{
+    AdoptOptions, ClientTls, ConnectOptions, ListenOptions, Proxy, ReceiveMode, ServerTls,
+};
 pub use remote::Handle;
 
 /// The raw FFI layer, for what this crate does not wrap.

@@ -44,6 +44,21 @@ impl Message {
     }
 }
 
+/// One chunk of a received message, in
+/// [`ReceiveMode::Fragments`](crate::ReceiveMode::Fragments): as lws reads
+/// it, not necessarily as the peer framed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// The bytes of this chunk.
+    pub data: Vec<u8>,
+    /// The message is binary (else text).
+    pub is_binary: bool,
+    /// The first chunk of its message.
+    pub is_first: bool,
+    /// The last chunk of its message.
+    pub is_final: bool,
+}
+
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Large payloads would drown a log line: show the size and a prefix.

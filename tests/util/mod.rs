@@ -2,6 +2,9 @@
 //! loudly, and an echo server on its own thread.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod proxy;
+pub mod tls;
+
 use lws::{Callbacks, Context, ContextOptions, Handle, ListenOptions};
 use std::sync::mpsc;
 use std::thread::JoinHandle;

@@ -1,0 +1,338 @@
+//! The server side of the opening handshake: the handler's decision
+//! ([`Handshake`]), subprotocol choice, and HTTP error responses.
+//!
+//! lws asks at `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`, while the request's
+//! headers are still attached and before it picks a subprotocol. Everything
+//! that would make lws hang up without a word (an unknown subprotocol, a
+//! missing key, another protocol version, a rejection by the handler) is
+//! answered here with a real HTTP response instead.
+
+use crate::connection::{ConnSlot, Connection, State};
+use crate::context::Shared;
+use crate::Headers;
+use lws_sys as sys;
+use std::ffi::CString;
+use std::os::raw::c_int;
+use std::rc::Rc;
+
+/// What [`Handler::on_handshake`](crate::Handler::on_handshake) decides
+/// about an upgrade request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Complete the handshake, adding these headers to the 101 response.
+    Accept {
+        /// Extra response headers (name, value).
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse with an HTTP response; the connection is then closed.
+    Reject {
+        /// HTTP status, e.g. 401, 403, 503.
+        status: u16,
+        /// Extra response headers (name, value), e.g. `WWW-Authenticate`.
+        headers: Vec<(String, String)>,
+        /// Response body (sent with a `Content-Length`).
+        body: Vec<u8>,
+    },
+}
+
+impl Handshake {
+    /// Accept, with no extra headers.
+    pub fn accept() -> Self {
+        Handshake::Accept {
+            headers: Vec::new(),
+        }
+    }
+
+    /// Accept, adding `headers` to the 101 response.
+    pub fn accept_with_headers(headers: Vec<(String, String)>) -> Self {
+        Handshake::Accept { headers }
+    }
+
+    /// Refuse with 403 Forbidden (what EV::Websockets does when
+    /// `on_handshake` returns false).
+    pub fn forbidden() -> Self {
+        Self::reject(403)
+    }
+
+    /// Refuse with `status` and a short plain-text body naming it.
+    pub fn reject(status: u16) -> Self {
+        Handshake::Reject {
+            status,
+            headers: Vec::new(),
+            body: format!("{status} {}\n", reason_phrase(status)).into_bytes(),
+        }
+    }
+
+    /// Refuse with `status`, `headers` and `body`.
+    pub fn reject_with(
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: impl Into<Vec<u8>>,
+    ) -> Self {
+        Handshake::Reject {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+}
+
+impl Default for Handshake {
+    fn default() -> Self {
+        Self::accept()
+    }
+}
+
+/// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE` for a websocket upgrade: 0 lets lws
+/// go on with the handshake, -1 hangs up (after our response is flushed).
+pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
+    // An adopted socket has its slot already; a listener's gets one now.
+    let conn = match crate::callback::slot_key(shared, wsi) {
+        Some(key) => {
+            let id = shared.conns.borrow()[key].id;
+            Connection {
+                shared: shared.clone(),
+                key,
+                id,
+            }
+        }
+        None => {
+            // SAFETY: a server wsi, bound to one of our protocols.
+            let Some(listener) = (unsafe { crate::callback::listener_of(wsi) }) else {
+                return reject(wsi, &Handshake::reject(500));
+            };
+            let mut slot = ConnSlot::new(
+                shared.new_id(),
+                listener.handler.clone(),
+                listener.limits,
+                State::Connecting,
+            );
+            slot.protocols_allowed = listener.protocols.clone();
+            slot.response_headers_out = listener.headers.clone();
+            let conn = shared.insert(slot);
+            // SAFETY: wsi is live; the key finds the slot in later callbacks.
+            unsafe { sys::lws_set_opaque_user_data(wsi, (conn.key + 1) as *mut std::ffi::c_void) };
+            conn
+        }
+    };
+    // SAFETY: the header table is attached during CONFIRM_UPGRADE.
+    let headers = unsafe { Headers::read(wsi) };
+    if let Some(problem) = check_request(&headers) {
+        return reject(wsi, &problem);
+    }
+    let allowed = conn
+        .with_slot(|s| s.protocols_allowed.clone())
+        .unwrap_or_default();
+    let protocol = match choose_protocol(headers.get("sec-websocket-protocol"), &allowed) {
+        Ok(p) => p,
+        Err(why) => return reject(wsi, &Handshake::reject_with(400, Vec::new(), why)),
+    };
+    conn.with_slot(|s| {
+        s.wsi = wsi;
+        s.protocol = protocol;
+    });
+    let Some(handler) = conn.with_slot(|s| s.handler.clone()) else {
+        return -1;
+    };
+    let decision = match handler.try_borrow_mut() {
+        Ok(mut h) => crate::panic::guard("on_handshake", Handshake::reject(500), || {
+            h.on_handshake(&conn, &headers)
+        }),
+        Err(_) => {
+            log::warn!(
+                "connection {}: handler busy during the handshake; refused with 503",
+                conn.id
+            );
+            Handshake::reject(503)
+        }
+    };
+    match decision {
+        Handshake::Accept { headers: extra } => {
+            let mut out = Vec::with_capacity(extra.len());
+            for (name, value) in extra {
+                match (CString::new(format!("{name}:")), CString::new(value)) {
+                    (Ok(n), Ok(v)) => out.push((n, v)),
+                    _ => {
+                        log::warn!("connection {}: response header {name:?} contains a NUL; refused with 500", conn.id);
+                        return reject(wsi, &Handshake::reject(500));
+                    }
+                }
+            }
+            conn.with_slot(|s| {
+                s.response_headers_out.extend(out);
+                s.request_headers_in = Some(headers);
+            });
+            0
+        }
+        rejection => reject(wsi, &rejection),
+    }
+}
+
+/// What lws would refuse without answering: missing upgrade pieces or an
+/// unsupported protocol version.
+fn check_request(headers: &Headers) -> Option<Handshake> {
+    let has_upgrade_token = headers.get("connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
+    if !has_upgrade_token {
+        return Some(Handshake::reject_with(
+            400,
+            Vec::new(),
+            "Connection: Upgrade is missing\n",
+        ));
+    }
+    if headers
+        .get("sec-websocket-key")
+        .is_none_or(|k| k.trim().is_empty())
+    {
+        return Some(Handshake::reject_with(
+            400,
+            Vec::new(),
+            "Sec-WebSocket-Key is missing\n",
+        ));
+    }
+    if headers.get("sec-websocket-version").map(str::trim) != Some("13") {
+        return Some(Handshake::reject_with(
+            426,
+            vec![("Sec-WebSocket-Version".into(), "13".into())],
+            "only WebSocket version 13 is supported\n",
+        ));
+    }
+    None
+}
+
+/// The subprotocol lws will bind: the first one the client offers that the
+/// server speaks. No offer: none. An offer with nothing in common: an error
+/// (lws would hang up; we answer 400).
+pub(crate) fn choose_protocol(
+    offered: Option<&str>,
+    allowed: &[String],
+) -> Result<Option<String>, String> {
+    let Some(offered) = offered.filter(|o| !o.trim().is_empty()) else {
+        return Ok(None);
+    };
+    // lws copies the offer into a 128-byte buffer and gives up beyond it.
+    if offered.len() > 127 {
+        return Err("Sec-WebSocket-Protocol is too long\n".into());
+    }
+    offered
+        .split(',')
+        .map(str::trim)
+        .find(|o| allowed.iter().any(|a| a == o))
+        .map(|p| Some(p.to_owned()))
+        .ok_or_else(|| {
+            if allowed.is_empty() {
+                "this server speaks no subprotocol\n".to_string()
+            } else {
+                format!(
+                    "no supported subprotocol; this server speaks: {}\n",
+                    allowed.join(", ")
+                )
+            }
+        })
+}
+
+/// Sends `rejection` as an HTTP response and returns -1 (hang up once it
+/// is flushed).
+fn reject(wsi: *mut sys::lws, rejection: &Handshake) -> c_int {
+    let Handshake::Reject {
+        status,
+        headers,
+        body,
+    } = rejection
+    else {
+        return -1;
+    };
+    let mut response = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(*status));
+    for (name, value) in headers {
+        if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
+            log::warn!("rejection header {name:?} contains a line break; left out");
+            continue;
+        }
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut buf = Vec::with_capacity(sys::LWS_PRE + response.len() + body.len());
+    buf.resize(sys::LWS_PRE, 0);
+    buf.extend_from_slice(response.as_bytes());
+    buf.extend_from_slice(body);
+    let len = buf.len() - sys::LWS_PRE;
+    // SAFETY: wsi is live; buf has LWS_PRE bytes of headroom before the
+    // response. lws buffers what the socket does not take and flushes it
+    // before closing.
+    let n = unsafe {
+        sys::lws_write(
+            wsi,
+            buf.as_mut_ptr().add(sys::LWS_PRE),
+            len,
+            sys::LWS_WRITE_HTTP_HEADERS,
+        )
+    };
+    if n < 0 {
+        log::debug!("could not send the {status} response");
+    }
+    -1
+}
+
+/// The reason phrase of common statuses (RFC 9110), "Error" otherwise.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        300..=399 => "Redirect",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_offered_protocol_the_server_speaks_wins() {
+        let allowed = vec!["b".to_string(), "c".to_string()];
+        assert_eq!(
+            choose_protocol(Some("a, c, b"), &allowed),
+            Ok(Some("c".into()))
+        );
+        assert_eq!(choose_protocol(None, &allowed), Ok(None));
+        assert_eq!(choose_protocol(Some(" "), &allowed), Ok(None));
+        assert!(choose_protocol(Some("x, y"), &allowed).is_err());
+        assert!(choose_protocol(Some("x"), &[]).is_err());
+        assert!(choose_protocol(Some(&"a".repeat(200)), &["a".repeat(200)]).is_err());
+    }
+
+    #[test]
+    fn rejections_name_their_status() {
+        match Handshake::reject(401) {
+            Handshake::Reject { status, body, .. } => {
+                assert_eq!(status, 401);
+                assert_eq!(body, b"401 Unauthorized\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reason_phrase(599), "Error");
+    }
+}

@@ -1,0 +1,212 @@
+//! Options for listeners ([`ListenOptions`]), clients ([`ConnectOptions`])
+//! and adopted sockets ([`AdoptOptions`]), with their TLS and proxy parts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How received data reaches the handler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReceiveMode {
+    /// Whole messages, reassembled from their fragments up to
+    /// `max_message_size`, through [`Handler::on_message`](crate::Handler::on_message).
+    #[default]
+    Messages,
+    /// Every chunk lws reads, as it arrives, through
+    /// [`Handler::on_fragment`](crate::Handler::on_fragment): for messages too big to
+    /// hold in memory. `max_message_size` still bounds a whole message.
+    Fragments,
+}
+
+/// TLS for a listener (wss://).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTls {
+    /// PEM certificate (chain) the server presents.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate.
+    pub key_file: PathBuf,
+    /// PEM CA certificates: the chain sent to clients, and the CAs that
+    /// client certificates are checked against.
+    pub ca_file: Option<PathBuf>,
+    /// Require a client certificate signed by `ca_file` (mutual TLS);
+    /// a client without one fails the TLS handshake.
+    pub require_client_cert: bool,
+}
+
+impl ServerTls {
+    /// TLS with this certificate and key; no client certificates.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        ServerTls {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            ca_file: None,
+            require_client_cert: false,
+        }
+    }
+}
+
+/// TLS settings of a wss:// client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientTls {
+    /// Check the server's certificate chain and host name (default true).
+    /// `false` accepts any certificate: self-signed, expired, wrong name.
+    pub verify: bool,
+    /// PEM CA certificates to trust, in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for ClientTls {
+    fn default() -> Self {
+        ClientTls {
+            verify: true,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+/// Which HTTP proxy a client goes through (HTTP CONNECT).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Proxy {
+    /// The first of the environment variables `https_proxy`, `http_proxy`,
+    /// `all_proxy` that is set and not empty (EV::Websockets' order); no
+    /// proxy if none is. Hosts listed in `no_proxy` go direct.
+    #[default]
+    FromEnv,
+    /// No proxy, whatever the environment says.
+    None,
+    /// This proxy: `host:port`, `[v6addr]:port` or `user:pass@host:port`
+    /// (an `http://` prefix is allowed).
+    Http(String),
+}
+
+/// Options for [`Context::listen`](crate::Context::listen).
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// TCP port; 0 lets the OS pick one (see the value `listen` returns).
+    pub port: u16,
+    /// Address to bind (IPv4 or IPv6 literal, or an interface name).
+    /// Default: "127.0.0.1".
+    pub host: String,
+    /// lws vhost name. Default "server"; "default" is reserved.
+    pub name: String,
+    /// The subprotocols this server speaks, in order of preference is the
+    /// client's: the first one the client offers that is listed here wins.
+    /// Empty (the default): clients must not ask for a subprotocol.
+    pub protocols: Vec<String>,
+    /// Largest reassembled message accepted; bigger ones close the
+    /// connection with 1009. 0 = unlimited (the default).
+    pub max_message_size: usize,
+    /// Payload bytes a connection may have queued before sends fail with
+    /// [`Error::QueueFull`](crate::Error::QueueFull). 0 = unlimited (the default).
+    pub max_send_queue: usize,
+    /// Headers added to every handshake response.
+    pub headers: Vec<(String, String)>,
+    /// wss:// when set.
+    pub tls: Option<ServerTls>,
+    /// Whole messages (default) or fragments as they arrive.
+    pub receive: ReceiveMode,
+}
+
+impl ListenOptions {
+    /// Defaults, on `port`.
+    pub fn new(port: u16) -> Self {
+        ListenOptions {
+            port,
+            host: "127.0.0.1".into(),
+            name: "server".into(),
+            protocols: Vec::new(),
+            max_message_size: 0,
+            max_send_queue: 0,
+            headers: Vec::new(),
+            tls: None,
+            receive: ReceiveMode::Messages,
+        }
+    }
+
+    /// Adds a subprotocol this server speaks.
+    pub fn protocol(mut self, name: impl Into<String>) -> Self {
+        self.protocols.push(name.into());
+        self
+    }
+}
+
+/// Options for [`Context::connect`](crate::Context::connect).
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// `ws://host[:port]/path?query` or `wss://...` (ports 80 and 443 by
+    /// default; IPv6 hosts in brackets). Userinfo is ignored: put
+    /// credentials in `headers`.
+    pub url: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Subprotocols to offer, in order of preference; the server picks one
+    /// (see [`Connection::protocol`](crate::Connection::protocol)) or the
+    /// handshake fails.
+    pub protocols: Vec<String>,
+    /// Largest reassembled message accepted (0 = unlimited).
+    pub max_message_size: usize,
+    /// As [`ListenOptions::max_send_queue`].
+    pub max_send_queue: usize,
+    /// Deadline for TCP connect and handshake; on expiry `on_error` gets
+    /// "connect timeout" and the attempt is abandoned. None = lws's own
+    /// timeouts only.
+    pub connect_timeout: Option<Duration>,
+    /// TLS settings for wss:// (verification on by default).
+    pub tls: ClientTls,
+    /// HTTP proxy (default: from the environment).
+    pub proxy: Proxy,
+    /// Whole messages (default) or fragments as they arrive.
+    pub receive: ReceiveMode,
+}
+
+impl ConnectOptions {
+    /// Defaults, for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            headers: Vec::new(),
+            protocols: Vec::new(),
+            max_message_size: 0,
+            max_send_queue: 0,
+            connect_timeout: None,
+            tls: ClientTls::default(),
+            proxy: Proxy::FromEnv,
+            receive: ReceiveMode::Messages,
+        }
+    }
+
+    /// Adds a subprotocol to offer.
+    pub fn protocol(mut self, name: impl Into<String>) -> Self {
+        self.protocols.push(name.into());
+        self
+    }
+}
+
+/// Options for [`Context::adopt`](crate::Context::adopt).
+#[derive(Clone, Debug, Default)]
+pub struct AdoptOptions {
+    /// Subprotocols the adopted connection may agree to, as
+    /// [`ListenOptions::protocols`].
+    pub protocols: Vec<String>,
+    /// As [`ListenOptions::max_message_size`].
+    pub max_message_size: usize,
+    /// As [`ListenOptions::max_send_queue`].
+    pub max_send_queue: usize,
+    /// Headers added to the handshake response.
+    pub headers: Vec<(String, String)>,
+    /// Whole messages (default) or fragments as they arrive.
+    pub receive: ReceiveMode,
+}
+
+/// Per-connection limits and modes, copied from the options that made it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Limits {
+    pub max_message_size: usize,
+    pub max_send_queue: usize,
+    pub receive: ReceiveMode,
+}
