@@ -233,6 +233,41 @@ fn peer_address(wsi: *mut sys::lws) -> Option<String> {
     Some(s.strip_prefix("::ffff:").map(str::to_owned).unwrap_or(s))
 }
 
+/// The common name of the peer's TLS certificate, if it sent one.
+fn peer_cert_name(wsi: *mut sys::lws) -> Option<String> {
+    // SAFETY: wsi is live (callers are in its callbacks).
+    if unsafe { sys::lws_is_ssl(wsi) } == 0 {
+        return None;
+    }
+    // The union's name field is 64 bytes; lws writes up to `len` bytes
+    // there, so give it a bigger, suitably aligned buffer.
+    #[repr(C)]
+    struct Big {
+        results: sys::lws_tls_cert_info_results,
+        _more: [u8; 192],
+    }
+    // SAFETY: plain C data; all-zero is a valid value.
+    let mut big: Big = unsafe { std::mem::zeroed() };
+    let room = 64 + 192;
+    // SAFETY: wsi is a live TLS connection; `big` has `room` bytes of name
+    // space after the union's length field.
+    let rc = unsafe {
+        sys::lws_tls_peer_cert_info(
+            wsi,
+            sys::LWS_TLS_CERT_INFO_COMMON_NAME,
+            &mut big.results,
+            room,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success lws wrote a NUL-terminated name into ns.name,
+    // within the `room` bytes that follow ns.len.
+    let name = unsafe { CStr::from_ptr(big.results.ns.name.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     // The slot was made when the upgrade was confirmed.
     let Some((conn, handler)) = conn_of(shared, wsi) else {
@@ -245,6 +280,7 @@ fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.wsi = wsi;
         slot.state = State::Connected;
         slot.peer_addr = peer_address(wsi);
+        slot.peer_cert_name = peer_cert_name(wsi);
         slot.response_headers_out = Vec::new();
         Some(slot.request_headers_in.take().unwrap_or_default())
     });
@@ -267,6 +303,7 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.wsi = wsi;
         slot.state = State::Connected;
         slot.peer_addr = peer_address(wsi);
+        slot.peer_cert_name = peer_cert_name(wsi);
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
         Some(headers)
     });

@@ -73,6 +73,8 @@ pub(crate) struct ConnSlot {
     /// The peer's close frame, when it sent one.
     pub peer_close: Option<(CloseCode, String)>,
     pub peer_addr: Option<String>,
+    /// Common name of the peer's TLS certificate.
+    pub peer_cert_name: Option<String>,
     pub protocol: Option<String>,
     /// Request headers a client adds to its handshake.
     pub request_headers: Vec<(String, String)>,
@@ -110,6 +112,7 @@ impl ConnSlot {
             close_request: None,
             peer_close: None,
             peer_addr: None,
+            peer_cert_name: None,
             protocol: None,
             request_headers: Vec::new(),
             response_headers: None,
@@ -185,6 +188,13 @@ impl Connection {
     /// The peer's IP address (IPv4 dotted, IPv6 without brackets), when known.
     pub fn peer_addr(&self) -> Option<String> {
         self.with_slot(|s| s.peer_addr.clone()).flatten()
+    }
+
+    /// The common name (CN) of the certificate the peer presented over TLS:
+    /// a client certificate on a mutual-TLS server, the server's on a wss://
+    /// client. None without TLS or a certificate.
+    pub fn peer_cert_name(&self) -> Option<String> {
+        self.with_slot(|s| s.peer_cert_name.clone()).flatten()
     }
 
     /// The negotiated subprotocol, if any.

@@ -21,6 +21,10 @@ pub(crate) fn init() {
     });
 }
 
+/// lws lines logged as errors that describe normal operation (lws 4.3.5
+/// logs every adopt with initial data at error level).
+const BENIGN: &[&str] = &["adopt_socket_readbuf: calling service"];
+
 unsafe extern "C" fn emit(level: c_int, line: *const c_char) {
     crate::panic::guard("the lws log hook", (), || {
         if line.is_null() {
@@ -30,7 +34,9 @@ unsafe extern "C" fn emit(level: c_int, line: *const c_char) {
         let text = unsafe { CStr::from_ptr(line) }.to_string_lossy();
         let text = text.trim_end();
         let level = level as u32;
-        if level & sys::LLL_ERR != 0 {
+        if BENIGN.iter().any(|b| text.contains(b)) {
+            log::debug!(target: "lws", "{text}");
+        } else if level & sys::LLL_ERR != 0 {
             log::error!(target: "lws", "{text}");
         } else if level & (sys::LLL_WARN | sys::LLL_USER) != 0 {
             log::warn!(target: "lws", "{text}");
