@@ -339,6 +339,9 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
         )
     };
     let step = conn.with_slot(|slot| {
+        if slot.rx_discard {
+            return Rx::Partial; // closing after a bad message: ignore the rest
+        }
         let max = slot.limits.max_message_size;
         if slot.limits.receive == ReceiveMode::Fragments {
             if first {
@@ -380,10 +383,7 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
             shared.call(&handler, &conn, move |h, c| h.on_fragment(c, fragment));
             return 0;
         }
-        Some(Rx::TooBig) => {
-            close_now(wsi, CloseCode::TOO_BIG, "message too big");
-            return -1;
-        }
+        Some(Rx::TooBig) => return fail_now(&conn, wsi, CloseCode::TOO_BIG, "message too big"),
         Some(Rx::Partial) | None => return 0,
     };
     let message = if is_binary {
@@ -391,13 +391,32 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
     } else {
         match String::from_utf8(payload) {
             Ok(text) => Message::Text(text),
-            Err(_) => {
-                close_now(wsi, CloseCode::INVALID_PAYLOAD, "invalid UTF-8");
-                return -1;
-            }
+            Err(_) => return fail_now(&conn, wsi, CloseCode::INVALID_PAYLOAD, "invalid UTF-8"),
         }
     };
     shared.call(&handler, &conn, move |h, c| h.on_message(c, message));
+    0
+}
+
+/// We close because of what the peer sent (too big, bad UTF-8): drop what
+/// is queued and what else arrives, and send the close frame from the next
+/// WRITEABLE; `on_close` reports our code.
+///
+/// Not by returning -1 from RECEIVE: lws 4.3.5's client parser then keeps
+/// its receive buffer position and, if more of the frame arrives before the
+/// connection is gone, writes past the end of the buffer.
+fn fail_now(conn: &Connection, wsi: *mut sys::lws, code: CloseCode, reason: &str) -> c_int {
+    conn.with_slot(|s| {
+        s.close_request = Some((code, reason.to_owned()));
+        if s.state == State::Connected {
+            s.state = State::Closing;
+        }
+        s.queue.clear();
+        s.queued_bytes = 0;
+        s.rx = Vec::new();
+        s.rx_discard = true;
+    });
+    request_writable(wsi);
     0
 }
 

@@ -211,18 +211,13 @@ impl Context {
         let c_path = cstring("url path", &target.path)?;
         let c_host = cstring("url host", &target.host_header)?;
         for p in &options.protocols {
-            if p.is_empty() || p.contains([',', ' ']) {
-                return Err(Error::InvalidOption(format!(
-                    "subprotocol {p:?}: must be a non-empty token"
-                )));
-            }
+            crate::handshake::check_protocol_name(p)?;
         }
         let c_protocols = (!options.protocols.is_empty())
             .then(|| cstring("protocol", &options.protocols.join(", ")))
             .transpose()?;
         for (k, v) in &options.headers {
-            cstring("header name", k)?;
-            cstring("header value", v)?;
+            crate::handshake::check_header(k, v).map_err(Error::InvalidOption)?;
         }
 
         let shared = self.shared();

@@ -65,6 +65,8 @@ pub(crate) struct ConnSlot {
     pub rx_binary: bool,
     /// Bytes of the message being received in fragment mode.
     pub rx_streamed: usize,
+    /// Closing because of a bad message: ignore what else arrives.
+    pub rx_discard: bool,
     pub limits: Limits,
     /// A message sent with send_fragment is in progress: is it binary?
     pub tx_fragment: Option<bool>,
@@ -107,6 +109,7 @@ impl ConnSlot {
             rx: Vec::new(),
             rx_binary: false,
             rx_streamed: 0,
+            rx_discard: false,
             limits,
             tx_fragment: None,
             close_request: None,

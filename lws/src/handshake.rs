@@ -149,14 +149,35 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
     match decision {
         Handshake::Accept { headers: extra } => {
             let mut out = Vec::with_capacity(extra.len());
-            for (name, value) in extra {
-                match (CString::new(format!("{name}:")), CString::new(value)) {
-                    (Ok(n), Ok(v)) => out.push((n, v)),
-                    _ => {
-                        log::warn!("connection {}: response header {name:?} contains a NUL; refused with 500", conn.id);
-                        return reject(wsi, &Handshake::reject(500));
-                    }
+            for (name, value) in &extra {
+                if let Err(why) = check_header(name, value) {
+                    log::warn!("connection {}: on_handshake returned a bad header ({why}); refused with 500", conn.id);
+                    return reject(wsi, &Handshake::reject(500));
                 }
+                let (Ok(n), Ok(v)) = (
+                    CString::new(format!("{name}:")),
+                    CString::new(value.as_str()),
+                ) else {
+                    return reject(wsi, &Handshake::reject(500)); // excluded by check_header
+                };
+                out.push((n, v));
+            }
+            let static_bytes: usize = conn
+                .with_slot(|s| {
+                    s.response_headers_out
+                        .iter()
+                        .map(|(n, v)| n.as_bytes().len() + v.as_bytes().len() + 3)
+                        .sum()
+                })
+                .unwrap_or(0);
+            let extra_bytes = header_bytes(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            if static_bytes + extra_bytes > MAX_RESPONSE_HEADER_BYTES {
+                log::warn!(
+                    "connection {}: response headers take {} bytes, over the {MAX_RESPONSE_HEADER_BYTES} lws has room for; refused with 500",
+                    conn.id,
+                    static_bytes + extra_bytes
+                );
+                return reject(wsi, &Handshake::reject(500));
             }
             conn.with_slot(|s| {
                 s.response_headers_out.extend(out);
@@ -168,9 +189,52 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
     }
 }
 
+/// Room for extra response headers: lws builds the 101 in a 4 KiB buffer
+/// that also holds its own lines; headers that do not fit would make it
+/// hang up without an answer.
+pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 2048;
+
+/// A subprotocol name lws can negotiate: an RFC 7230 token that lws's
+/// tokenizer does not read as a number.
+pub(crate) fn check_protocol_name(name: &str) -> crate::Result<()> {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let numeric = name.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if name.is_empty() || name.len() > 63 || !name.chars().all(is_tchar) || numeric {
+        return Err(crate::Error::InvalidOption(format!(
+            "subprotocol {name:?}: must be a token of 1 to 63 letters, digits or !#$%&'*+-.^_`|~, not only digits and dots"
+        )));
+    }
+    Ok(())
+}
+
+/// A header lws can send: a token name, a value without line breaks or NULs.
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return Err(format!("header name {name:?} is not a token"));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(format!(
+            "header {name}: the value contains a line break or NUL"
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes `headers` take in a response ("Name: value\r\n" each).
+pub(crate) fn header_bytes<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+    headers
+        .into_iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum()
+}
+
 /// What lws would refuse without answering: missing upgrade pieces or an
 /// unsupported protocol version.
 fn check_request(headers: &Headers) -> Option<Handshake> {
+    if headers.get("host").is_none() {
+        return Some(Handshake::reject_with(400, Vec::new(), "Host is missing\n"));
+    }
     let has_upgrade_token = headers.get("connection").is_some_and(|v| {
         v.split(',')
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
@@ -182,14 +246,20 @@ fn check_request(headers: &Headers) -> Option<Handshake> {
             "Connection: Upgrade is missing\n",
         ));
     }
-    if headers
-        .get("sec-websocket-key")
-        .is_none_or(|k| k.trim().is_empty())
-    {
+    // RFC 6455 4.1: the base64 of 16 bytes, so 24 characters.
+    let key_ok = headers.get("sec-websocket-key").is_some_and(|k| {
+        let k = k.trim().as_bytes();
+        k.len() == 24
+            && k[22..] == *b"=="
+            && k[..22]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    });
+    if !key_ok {
         return Some(Handshake::reject_with(
             400,
             Vec::new(),
-            "Sec-WebSocket-Key is missing\n",
+            "Sec-WebSocket-Key is missing or malformed\n",
         ));
     }
     if headers.get("sec-websocket-version").map(str::trim) != Some("13") {

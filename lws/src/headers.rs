@@ -15,6 +15,13 @@ pub struct Headers {
 
 impl Headers {
     /// The request path with its query (`/chat?room=1`), on a server.
+    ///
+    /// lws decodes the request target as it parses it (percent-escapes,
+    /// `+` in the query, `.`/`..` segments and repeated `/` collapsed); the
+    /// characters whose decoding would change the meaning (`%`, `?`, `#`,
+    /// and `&`, `;`, `=`, `+` inside a query argument), spaces, controls
+    /// and non-ASCII bytes are percent-encoded again, so
+    /// `/q?x=1%26y` still has one argument `x` with value `1&y`.
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
     }
@@ -63,7 +70,7 @@ impl Headers {
             let name = unsafe { CStr::from_ptr(name as *const c_char) }.to_string_lossy();
             let name = name.trim_end_matches([':', ' ']).to_ascii_lowercase();
             if token == sys::WSI_TOKEN_GET_URI {
-                headers.path = Some(value);
+                headers.path = Some(encode(value.as_bytes(), b"%?# "));
                 continue;
             }
             if token == sys::WSI_TOKEN_HTTP_URI_ARGS {
@@ -74,13 +81,12 @@ impl Headers {
             }
             headers.fields.push((name, value));
         }
-        // lws keeps the query apart, as '&'-joined fragments.
+        // lws keeps the query apart, one decoded fragment per argument.
         // SAFETY: wsi is live (caller's contract).
-        if let Some(query) = unsafe { copy_token(wsi, sys::WSI_TOKEN_HTTP_URI_ARGS) } {
-            if let Some(path) = &mut headers.path {
-                path.push('?');
-                path.push_str(&query);
-            }
+        let args = unsafe { query_args(wsi) };
+        if let (Some(path), false) = (&mut headers.path, args.is_empty()) {
+            path.push('?');
+            path.push_str(&args.join("&"));
         }
         // Headers lws has no token for (X-Token, X-Forwarded-For, ...).
         let mut names: Vec<Vec<u8>> = Vec::new();
@@ -104,6 +110,62 @@ impl Headers {
         }
         headers
     }
+}
+
+/// The query arguments, each re-encoded so that it reads as one argument.
+///
+/// # Safety
+/// `wsi` must be live with its header table.
+unsafe fn query_args(wsi: *mut sys::lws) -> Vec<String> {
+    let token = sys::WSI_TOKEN_HTTP_URI_ARGS;
+    // SAFETY: wsi is live (caller's contract).
+    let total = unsafe { sys::lws_hdr_total_length(wsi, token) };
+    if total <= 0 {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; total as usize + 1];
+    let mut args = Vec::new();
+    for index in 0.. {
+        // SAFETY: wsi is live; buf has buf.len() writable bytes, more than
+        // any one fragment of the token.
+        let n = unsafe {
+            sys::lws_hdr_copy_fragment(
+                wsi,
+                buf.as_mut_ptr() as *mut c_char,
+                buf.len() as c_int,
+                token,
+                index,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else { break };
+        let arg = &buf[..n];
+        // The name ends at the first '='; later ones belong to the value.
+        args.push(match arg.iter().position(|&b| b == b'=') {
+            Some(eq) => format!(
+                "{}={}",
+                encode(&arg[..eq], QUERY_SPECIALS),
+                encode(&arg[eq + 1..], QUERY_SPECIALS)
+            ),
+            None => encode(arg, QUERY_SPECIALS),
+        });
+    }
+    args
+}
+
+/// Characters that delimit or escape inside a query.
+const QUERY_SPECIALS: &[u8] = b"%&;=+#? ";
+
+/// Percent-encodes `specials`, controls and non-ASCII bytes.
+fn encode(bytes: &[u8], specials: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_graphic() && !specials.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 unsafe extern "C" fn collect_name(name: *const c_char, nlen: c_int, opaque: *mut c_void) {
@@ -157,4 +219,19 @@ fn read_value(
     let copied = copy(buf.as_mut_ptr() as *mut c_char, buf.len() as c_int);
     buf.truncate(usize::try_from(copied).ok()?);
     Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn decoded_specials_are_encoded_again() {
+        assert_eq!(encode(b"1&y=2", super::QUERY_SPECIALS), "1%26y%3D2");
+        assert_eq!(
+            encode("/caf\u{e9} x?".as_bytes(), b"%?# "),
+            "/caf%C3%A9%20x%3F"
+        );
+        assert_eq!(encode(b"/plain/path", b"%?# "), "/plain/path");
+    }
 }

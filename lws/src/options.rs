@@ -188,11 +188,11 @@ impl ConnectOptions {
 }
 
 /// Options for [`Context::adopt`](crate::Context::adopt).
+///
+/// Adopted connections negotiate no subprotocol: a client that asks for
+/// one is answered 400.
 #[derive(Clone, Debug, Default)]
 pub struct AdoptOptions {
-    /// Subprotocols the adopted connection may agree to, as
-    /// [`ListenOptions::protocols`].
-    pub protocols: Vec<String>,
     /// As [`ListenOptions::max_message_size`].
     pub max_message_size: usize,
     /// As [`ListenOptions::max_send_queue`].

@@ -58,7 +58,20 @@ static ADOPT_PROTOCOLS: Protocols = Protocols([
     },
 ]);
 
+/// Static response headers, checked (token names, no line breaks, room in
+/// lws's buffer) and ready for lws.
 fn header_cstrings(headers: &[(String, String)]) -> Result<Vec<(CString, CString)>> {
+    for (k, v) in headers {
+        crate::handshake::check_header(k, v).map_err(Error::InvalidOption)?;
+    }
+    let bytes =
+        crate::handshake::header_bytes(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if bytes > crate::handshake::MAX_RESPONSE_HEADER_BYTES {
+        return Err(Error::InvalidOption(format!(
+            "response headers take {bytes} bytes; lws has room for {}",
+            crate::handshake::MAX_RESPONSE_HEADER_BYTES
+        )));
+    }
     headers
         .iter()
         .map(|(k, v)| {
@@ -119,11 +132,7 @@ impl Context {
         let iface = keep(cstring("host", &options.host)?);
         let mut protocol_names = Vec::new();
         for p in &options.protocols {
-            if p.is_empty() || p.contains([',', ' ']) || p.len() > 63 {
-                return Err(Error::InvalidOption(format!(
-                    "subprotocol {p:?}: must be a token of 1 to 63 characters"
-                )));
-            }
+            crate::handshake::check_protocol_name(p)?;
             protocol_names.push(keep(cstring("protocol", p)?));
         }
         let mut info = sys::lws_context_creation_info {
@@ -267,6 +276,13 @@ impl Context {
             // the slot.
             shared.remove(conn.key);
             return Err(Error::Lws("cannot adopt the socket".into()));
+        }
+        if !wsi.is_null() && conn.with_slot(|s| s.wsi.is_null()) == Some(true) {
+            // lws only buffered the data (an incomplete head): tag the wsi
+            // now, before its next callback.
+            // SAFETY: lws returned a live wsi that it has not freed.
+            unsafe { sys::lws_set_opaque_user_data(wsi, (conn.key + 1) as *mut c_void) };
+            conn.with_slot(|s| s.wsi = wsi);
         }
         Ok(conn)
     }
