@@ -513,6 +513,18 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         return 0;
     }
     if let Some((code, reason)) = close {
+        // SAFETY: wsi is live.
+        if unsafe { sys::lws_partial_buffered(wsi) } != 0 {
+            // lws still holds part of the last frame: a -1 now would make
+            // it flush and then drop the connection without a close frame.
+            request_writable(wsi);
+            return 0;
+        }
+        // Once only: lws then sends the close frame and waits for the
+        // peer's answer; another -1 would kill the connection at once.
+        if conn.with_slot(|s| std::mem::replace(&mut s.close_sent, true)) == Some(true) {
+            return 0;
+        }
         close_now(wsi, code, &reason);
         return -1;
     }

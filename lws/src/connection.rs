@@ -67,6 +67,8 @@ pub(crate) struct ConnSlot {
     pub rx_streamed: usize,
     /// Closing because of a bad message: ignore what else arrives.
     pub rx_discard: bool,
+    /// on_writeable has handed the close to lws.
+    pub close_sent: bool,
     pub limits: Limits,
     /// A message sent with send_fragment is in progress: is it binary?
     pub tx_fragment: Option<bool>,
@@ -110,6 +112,7 @@ impl ConnSlot {
             rx_binary: false,
             rx_streamed: 0,
             rx_discard: false,
+            close_sent: false,
             limits,
             tx_fragment: None,
             close_request: None,
