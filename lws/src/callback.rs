@@ -60,7 +60,7 @@ fn adopted_now(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
 }
 
 /// Runs `f` on the slot of the connection `wsi` is, if it is ours.
-fn with_slot_of<R>(
+pub(crate) fn with_slot_of<R>(
     shared: &Shared,
     wsi: *mut sys::lws,
     f: impl FnOnce(&mut ConnSlot) -> R,
@@ -116,6 +116,29 @@ unsafe fn dispatch(
     };
 
     match reason {
+        sys::LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION => {
+            // lws's default accepts any client certificate; keep OpenSSL's
+            // verdict (in `len`) against the listener's CA instead.
+            c_int::from(len == 0)
+        }
+        sys::LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION => {
+            // SAFETY: lws passes the X509_STORE_CTX and OpenSSL's verdict.
+            unsafe { crate::tls_verify::server_cert(&shared, wsi, user, len != 0) }
+        }
+        sys::LWS_CALLBACK_CLOSED_CLIENT_HTTP => {
+            // lws reports a client that failed while sending its upgrade
+            // request (e.g. a TLS peer that refused it) as a closed HTTP
+            // client, not a connection error.
+            if let Some((conn, _)) = conn_of(&shared, wsi) {
+                fail_client(
+                    &shared,
+                    &conn,
+                    "connection closed before the handshake completed".into(),
+                );
+            }
+            // SAFETY: forwarding lws's own arguments to its default handler.
+            unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
+        }
         sys::LWS_CALLBACK_HTTP_CONFIRM_UPGRADE => {
             // SAFETY: for this reason lws passes the Upgrade header's value.
             let upgrade =

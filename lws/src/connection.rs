@@ -77,6 +77,9 @@ pub(crate) struct ConnSlot {
     /// The peer's close frame, when it sent one.
     pub peer_close: Option<(CloseCode, String)>,
     pub peer_addr: Option<String>,
+    /// A wss:// client to an IPv6 literal: the address its server
+    /// certificate must name (checked by us, not lws).
+    pub verify_ip: Option<String>,
     /// Common name of the peer's TLS certificate.
     pub peer_cert_name: Option<String>,
     pub protocol: Option<String>,
@@ -119,6 +122,7 @@ impl ConnSlot {
             peer_close: None,
             peer_addr: None,
             peer_cert_name: None,
+            verify_ip: None,
             protocol: None,
             request_headers: Vec::new(),
             response_headers: None,

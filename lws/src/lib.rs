@@ -52,6 +52,7 @@ mod options;
 mod panic;
 mod remote;
 mod server;
+mod tls_verify;
 
 pub use connection::{Connection, State};
 pub use context::{Context, ContextOptions};
