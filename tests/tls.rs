@@ -1,0 +1,763 @@
+//! wss:// end to end with throwaway certificates: echo by name and by
+//! address (text and 1 MiB binary), server verification on by default and
+//! switchable off, untrusted CAs refused, mutual TLS (good, missing and
+//! foreign client certificates), interoperability with tungstenite over
+//! OpenSSL in both directions, `ssl_init: false`, and TLS files that do not
+//! exist.
+
+mod util;
+
+use lws::{
+    Callbacks, ClientTls, CloseCode, ConnectOptions, Context, ContextOptions, Error, Handle,
+    ListenOptions, Message, ServerTls,
+};
+use openssl::ssl::{SslAcceptor, SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use std::cell::RefCell;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+use tungstenite::Message as TMessage;
+use util::tls::TestPki;
+
+/// The messages every echo test sends: a short text and a 1 MiB binary
+/// (many TLS records, so record reassembly is exercised too).
+fn messages() -> Vec<Message> {
+    vec![
+        Message::Text("hello over TLS".into()),
+        Message::Binary(util::payload(7, 1 << 20)),
+    ]
+}
+
+/// What a successful echo run logs, for `n` messages.
+fn echoed(n: usize) -> Vec<String> {
+    let mut log = vec!["connected".to_string()];
+    log.extend((0..n).map(|i| format!("echo {i} ok")));
+    log.push("closed 1000".into());
+    log
+}
+
+/// An lws echo server in its own thread that reports each `on_connect`
+/// (server-side handshake completed) through a channel.
+struct Server {
+    port: u16,
+    handle: Handle,
+    connects: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(options: ListenOptions) -> Server {
+        let (tx, rx) = mpsc::channel();
+        let (connect_tx, connects) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let cx = Context::new(ContextOptions::default()).expect("server context");
+            let callbacks = Callbacks::new()
+                .on_connect(move |_, _| {
+                    let _ = connect_tx.send(());
+                })
+                .on_message(|conn, msg| conn.send(msg).expect("echo send"));
+            let port = cx.listen(options, callbacks).expect("listen");
+            tx.send((port, cx.handle())).expect("report port");
+            cx.run().expect("server loop");
+        });
+        let (port, handle) = rx.recv().expect("server started");
+        Server {
+            port,
+            handle,
+            connects,
+            thread: Some(thread),
+        }
+    }
+
+    fn tls(pki: &TestPki) -> Server {
+        let mut options = ListenOptions::new(0);
+        options.tls = Some(ServerTls::new(&pki.server_cert, &pki.server_key));
+        Server::start(options)
+    }
+
+    fn mtls(pki: &TestPki) -> Server {
+        let mut options = ListenOptions::new(0);
+        options.tls = Some(ServerTls {
+            ca_file: Some(pki.ca_cert.clone()),
+            require_client_cert: true,
+            ..ServerTls::new(&pki.server_cert, &pki.server_key)
+        });
+        Server::start(options)
+    }
+
+    /// Stops the server and returns how many connections it accepted:
+    /// once its thread is joined no further on_connect can come.
+    fn finish(mut self) -> usize {
+        self.stop();
+        self.connects.try_iter().count()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.handle.stop();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Ends `cx`'s run once all connections `ids` are gone from the context:
+/// a connection that vanishes without on_error or on_close (see
+/// `a_client_refused_after_its_tls_handshake_gets_on_error`) then fails
+/// its test instead of hanging it. A helper thread asks the loop every
+/// 20 ms; it stops when dropped.
+struct GoneWatch {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GoneWatch {
+    fn start(cx: &Context, ids: Vec<u64>) -> GoneWatch {
+        let handle = cx.handle();
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let thread = thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+                let ids = ids.clone();
+                let _ = handle.run_on_loop(move |cx| {
+                    if ids.iter().all(|&id| cx.connection(id).is_none()) {
+                        cx.stop();
+                    }
+                });
+            }
+        });
+        GoneWatch {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for GoneWatch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs one client in a fresh context until it closes or fails. It sends
+/// `send` on connect and closes (1000) once every message came back. Logs
+/// "connected", "echo I ok" (or how echo I differs), "error: ..." and
+/// "closed CODE"; "vanished" if the connection went away without either.
+fn run_client(options: ConnectOptions, send: Vec<Message>) -> Vec<String> {
+    let cx = Context::new(ContextOptions::default()).expect("client context");
+    let log: Rc<RefCell<Vec<String>>> = Rc::default();
+    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
+    let (stop1, stop2) = (cx.handle(), cx.handle());
+    let to_send = send.clone();
+    let mut received = 0;
+    let callbacks = Callbacks::new()
+        .on_connect(move |conn, _| {
+            l1.borrow_mut().push("connected".into());
+            for m in &to_send {
+                conn.send(m.clone()).expect("send");
+            }
+            if to_send.is_empty() {
+                conn.close(CloseCode::NORMAL, "");
+            }
+        })
+        .on_message(move |conn, msg| {
+            let i = received;
+            received += 1;
+            l2.borrow_mut().push(match send.get(i) {
+                Some(m) if *m == msg => format!("echo {i} ok"),
+                Some(m) => format!("echo {i} differs: sent {m:?}, got {msg:?}"),
+                None => format!("unexpected message {i}: {msg:?}"),
+            });
+            if received == send.len() {
+                conn.close(CloseCode::NORMAL, "");
+            }
+        })
+        .on_error(move |_, e| {
+            l3.borrow_mut().push(format!("error: {e}"));
+            stop1.stop().unwrap();
+        })
+        .on_close(move |_, code, _| {
+            l4.borrow_mut().push(format!("closed {}", code.0));
+            stop2.stop().unwrap();
+        });
+    let conn = cx.connect(options, callbacks).expect("connect");
+    let watch = GoneWatch::start(&cx, vec![conn.id()]);
+    cx.run().expect("client loop");
+    drop(watch);
+    let mut out = log.borrow().clone();
+    if !out
+        .last()
+        .is_some_and(|l| l.starts_with("error: ") || l.starts_with("closed "))
+    {
+        out.push("vanished".into());
+    }
+    out
+}
+
+fn trusting(url: String, ca: &Path) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options.tls.ca_file = Some(ca.to_path_buf());
+    options
+}
+
+/// A refused attempt: the client never got the server's handshake answer,
+/// so no on_connect and no echo. How it ended may vary: an error, a close
+/// (with TLS 1.3 the client finishes its side of the handshake before the
+/// server refuses it) or, through a separate bug, nothing at all (see
+/// `a_client_refused_after_its_tls_handshake_gets_on_error`).
+fn assert_refused(log: &[String], what: &str) {
+    assert!(
+        !log.iter()
+            .any(|l| l == "connected" || l.starts_with("echo")),
+        "{what}: the client got through: {log:?}"
+    );
+}
+
+/// The attempt ended in on_error alone (no on_connect, no on_close), for
+/// a certificate problem rather than, say, a refused TCP connection.
+fn assert_cert_error(log: &[String]) {
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(
+        log[0].starts_with("error: ") && log[0].contains("cert"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn wss_echo_by_name_and_by_address() {
+    let _wd = util::watchdog("wss_echo_by_name_and_by_address", 30);
+    let pki = TestPki::generate("wss-echo");
+    let server = Server::tls(&pki);
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("wss://{host}:{}/", server.port);
+        let log = run_client(trusting(url, &pki.ca_cert), messages());
+        assert_eq!(log, echoed(2), "{host}");
+    }
+    assert_eq!(server.finish(), 2);
+}
+
+// BUG: wss:// to an IPv6 literal fails verification although the server
+// certificate lists IP:::1. lws takes the TLS host name (SNI and the
+// X509_VERIFY_PARAM host/IP to check) from the Host header value lws-rs
+// passes, "[::1]:PORT", and cuts it at the first ':' to drop the port,
+// leaving "[" (openssl-client.c, lws_ssl_client_bio_create).
+#[test]
+fn wss_echo_over_ipv6_with_verification() {
+    let _wd = util::watchdog("wss_echo_over_ipv6_with_verification", 30);
+    let pki = TestPki::generate("wss-ipv6");
+    let mut options = ListenOptions::new(0);
+    options.host = "::1".into();
+    options.tls = Some(ServerTls::new(&pki.server_cert, &pki.server_key));
+    let server = Server::start(options);
+    let url = format!("wss://[::1]:{}/", server.port);
+
+    // The connection itself works: without verification it echoes.
+    let mut insecure = ConnectOptions::new(url.clone());
+    insecure.tls.verify = false;
+    assert_eq!(run_client(insecure, messages()), echoed(2), "verify off");
+
+    // The certificate is valid for ::1, so verification must pass too.
+    let log = run_client(trusting(url, &pki.ca_cert), messages());
+    assert_eq!(log, echoed(2), "verify on");
+    assert_eq!(server.finish(), 2);
+}
+
+#[test]
+fn verification_is_on_by_default() {
+    let _wd = util::watchdog("verification_is_on_by_default", 30);
+    let pki = TestPki::generate("verify-default");
+    let server = Server::tls(&pki);
+    let url = format!("wss://localhost:{}/", server.port);
+
+    // The test CA is in no system store: the default client must refuse,
+    // and say it was the certificate.
+    let log = run_client(ConnectOptions::new(url.clone()), messages());
+    assert_cert_error(&log);
+
+    // The same server is fine once verification is off.
+    let mut insecure = ConnectOptions::new(url);
+    insecure.tls.verify = false;
+    assert_eq!(run_client(insecure, messages()), echoed(2));
+
+    // Only the unverified client got through the server's handshake.
+    assert_eq!(server.finish(), 1);
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let _wd = util::watchdog("a_certificate_from_another_ca_is_refused", 30);
+    let pki = TestPki::generate("other-ca");
+    let server = Server::tls(&pki);
+    // Host name matches, chain does not: trusting only the unrelated CA
+    // must fail, for the name and for the address.
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("wss://{host}:{}/", server.port);
+        let log = run_client(trusting(url, &pki.other_ca_cert), messages());
+        assert_cert_error(&log);
+    }
+    assert_eq!(server.finish(), 0);
+}
+
+#[test]
+fn mtls_accepts_a_client_certificate_from_its_ca() {
+    let _wd = util::watchdog("mtls_accepts_a_client_certificate_from_its_ca", 30);
+    let pki = TestPki::generate("mtls-ok");
+    let server = Server::mtls(&pki);
+    let mut options = trusting(format!("wss://localhost:{}/", server.port), &pki.ca_cert);
+    options.tls.cert_file = Some(pki.client_cert.clone());
+    options.tls.key_file = Some(pki.client_key.clone());
+    assert_eq!(run_client(options, messages()), echoed(2));
+    assert_eq!(server.finish(), 1);
+}
+
+#[test]
+fn mtls_refuses_a_client_without_a_certificate() {
+    let _wd = util::watchdog("mtls_refuses_a_client_without_a_certificate", 30);
+    let pki = TestPki::generate("mtls-none");
+    let server = Server::mtls(&pki);
+    let options = trusting(format!("wss://localhost:{}/", server.port), &pki.ca_cert);
+    let log = run_client(options, messages());
+    assert_refused(&log, "no client certificate");
+    assert_eq!(server.finish(), 0, "server accepted: client saw {log:?}");
+}
+
+// BUG: a require_client_cert listener accepts ANY client certificate, even
+// one from a CA it does not trust. With
+// LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT lws installs its own
+// OpenSSL verify callback, which returns what the vhost's protocols[0]
+// callback answers to LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION
+// (0 = accept; OpenSSL's verdict is passed in `len`); lws-rs leaves that
+// reason to lws_callback_http_dummy, which returns 0, so every chain error
+// is overruled (openssl-server.c, OpenSSL_verify_callback;
+// lws-callbacks.h: "the default callback action of returning 0 allows the
+// client certificates").
+#[test]
+fn mtls_refuses_a_client_certificate_from_another_ca() {
+    let _wd = util::watchdog("mtls_refuses_a_client_certificate_from_another_ca", 30);
+    let pki = TestPki::generate("mtls-other");
+    let server = Server::mtls(&pki);
+    let mut options = trusting(format!("wss://localhost:{}/", server.port), &pki.ca_cert);
+    options.tls.cert_file = Some(pki.other_client_cert.clone());
+    options.tls.key_file = Some(pki.other_client_key.clone());
+    let log = run_client(options, messages());
+    assert_refused(&log, "foreign client certificate");
+    assert_eq!(server.finish(), 0, "server accepted: client saw {log:?}");
+}
+
+// ---- interoperability with tungstenite over OpenSSL ----
+
+/// A tungstenite client over an OpenSSL stream: echoes the test messages
+/// through `wss://localhost:port/`, then closes cleanly.
+fn tungstenite_client(
+    port: u16,
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<(), String> {
+    let mut b = SslConnector::builder(SslMethod::tls()).map_err(|e| e.to_string())?;
+    b.set_ca_file(ca).map_err(|e| format!("CA: {e}"))?;
+    if let Some((cert, key)) = client_cert {
+        b.set_certificate_file(cert, SslFiletype::PEM)
+            .map_err(|e| format!("cert: {e}"))?;
+        b.set_private_key_file(key, SslFiletype::PEM)
+            .map_err(|e| format!("key: {e}"))?;
+    }
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("tcp: {e}"))?;
+    // Bounded: a server that stalls fails the test instead of hanging it.
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let tls = b
+        .build()
+        .connect("localhost", tcp)
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let (mut ws, _) = tungstenite::client(format!("wss://localhost:{port}/"), tls)
+        .map_err(|e| format!("WebSocket handshake: {e}"))?;
+    for (i, m) in messages().into_iter().enumerate() {
+        let out = match &m {
+            Message::Text(s) => TMessage::text(s.clone()),
+            Message::Binary(b) => TMessage::binary(b.clone()),
+        };
+        ws.send(out).map_err(|e| format!("send {i}: {e}"))?;
+        let echo = ws.read().map_err(|e| format!("read {i}: {e}"))?;
+        let same = match (&m, &echo) {
+            (Message::Text(a), TMessage::Text(b)) => a.as_str() == b.as_str(),
+            (Message::Binary(a), TMessage::Binary(b)) => a[..] == b[..],
+            _ => false,
+        };
+        if !same {
+            return Err(format!("echo {i} differs: sent {m:?}, got {echo:?}"));
+        }
+    }
+    ws.close(None).map_err(|e| format!("close: {e}"))?;
+    for _ in 0..10 {
+        match ws.read() {
+            Ok(TMessage::Close(_)) => {}
+            Ok(other) => return Err(format!("after close: {other:?}")),
+            Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(format!("close handshake: {e}")),
+        }
+    }
+    Err("close handshake did not finish".into())
+}
+
+/// Runs `client` in a thread against a listener with `tls` in this thread;
+/// returns the client's result and the number of server-side on_connects.
+fn our_server_with(
+    tls: ServerTls,
+    client: impl FnOnce(u16) -> Result<(), String> + Send + 'static,
+) -> (Result<(), String>, usize) {
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let connects = Rc::new(RefCell::new(0));
+    let c = connects.clone();
+    let callbacks = Callbacks::new()
+        .on_connect(move |_, _| *c.borrow_mut() += 1)
+        .on_message(|conn, msg| conn.send(msg).expect("echo send"));
+    let mut options = ListenOptions::new(0);
+    options.tls = Some(tls);
+    let port = cx.listen(options, callbacks).unwrap();
+    let stop = cx.handle();
+    let t = thread::spawn(move || {
+        let result = client(port);
+        stop.stop().unwrap();
+        result
+    });
+    cx.run().unwrap();
+    let result = t.join().expect("client thread");
+    let n = *connects.borrow();
+    (result, n)
+}
+
+#[test]
+fn tungstenite_openssl_client_against_our_wss_server() {
+    let _wd = util::watchdog("tungstenite_openssl_client_against_our_wss_server", 30);
+    let pki = TestPki::generate("tung-client");
+    let ca = pki.ca_cert.clone();
+    let tls = ServerTls::new(&pki.server_cert, &pki.server_key);
+    let (result, connects) = our_server_with(tls, move |port| tungstenite_client(port, &ca, None));
+    assert_eq!(result, Ok(()));
+    assert_eq!(connects, 1);
+}
+
+#[test]
+fn tungstenite_openssl_client_against_our_mtls_server() {
+    let _wd = util::watchdog("tungstenite_openssl_client_against_our_mtls_server", 30);
+    let pki = TestPki::generate("tung-mtls");
+    let mtls = ServerTls {
+        ca_file: Some(pki.ca_cert.clone()),
+        require_client_cert: true,
+        ..ServerTls::new(&pki.server_cert, &pki.server_key)
+    };
+
+    // An independent client with a certificate from the server's CA.
+    let (ca, cert, key) = (
+        pki.ca_cert.clone(),
+        pki.client_cert.clone(),
+        pki.client_key.clone(),
+    );
+    let (result, connects) = our_server_with(mtls.clone(), move |port| {
+        tungstenite_client(port, &ca, Some((&cert, &key)))
+    });
+    assert_eq!(result, Ok(()));
+    assert_eq!(connects, 1);
+
+    // Without one the server refuses it (during TLS or right after).
+    let ca = pki.ca_cert.clone();
+    let (result, connects) = our_server_with(mtls, move |port| tungstenite_client(port, &ca, None));
+    assert!(result.is_err(), "no client certificate, yet: {result:?}");
+    assert_eq!(connects, 0);
+}
+
+/// A tungstenite echo server over OpenSSL for one connection; `client_ca`
+/// makes it require a client certificate issued by that CA. Returns its
+/// port and a thread giving how many messages it echoed.
+fn tungstenite_server(
+    pki: &TestPki,
+    client_ca: Option<&Path>,
+) -> (u16, JoinHandle<Result<usize, String>>) {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_private_key_file(&pki.server_key, SslFiletype::PEM)
+        .unwrap();
+    b.set_certificate_chain_file(&pki.server_cert).unwrap();
+    if let Some(ca) = client_ca {
+        b.set_ca_file(ca).unwrap();
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    let acceptor = b.build();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = thread::spawn(move || {
+        let (tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let tls = acceptor
+            .accept(tcp)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let mut ws = tungstenite::accept(tls).map_err(|e| format!("WebSocket handshake: {e}"))?;
+        let mut echoed = 0;
+        loop {
+            match ws.read() {
+                Ok(m @ (TMessage::Text(_) | TMessage::Binary(_))) => {
+                    ws.send(m).map_err(|e| format!("echo: {e}"))?;
+                    echoed += 1;
+                }
+                Ok(_) => {} // ping, pong, close (tungstenite answers itself)
+                Err(tungstenite::Error::ConnectionClosed) => return Ok(echoed),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    });
+    (port, t)
+}
+
+#[test]
+fn our_wss_client_against_a_tungstenite_openssl_server() {
+    let _wd = util::watchdog("our_wss_client_against_a_tungstenite_openssl_server", 30);
+    let pki = TestPki::generate("tung-server");
+    let (port, server) = tungstenite_server(&pki, None);
+    let log = run_client(
+        trusting(format!("wss://localhost:{port}/"), &pki.ca_cert),
+        messages(),
+    );
+    assert_eq!(log, echoed(2));
+    assert_eq!(server.join().unwrap(), Ok(2));
+}
+
+#[test]
+fn our_mtls_client_against_a_tungstenite_openssl_server() {
+    let _wd = util::watchdog("our_mtls_client_against_a_tungstenite_openssl_server", 30);
+    let pki = TestPki::generate("tung-server-mtls");
+    // The server demands a certificate from the test CA: ours must send it.
+    let (port, server) = tungstenite_server(&pki, Some(&pki.ca_cert));
+    let mut options = trusting(format!("wss://localhost:{port}/"), &pki.ca_cert);
+    options.tls.cert_file = Some(pki.client_cert.clone());
+    options.tls.key_file = Some(pki.client_key.clone());
+    assert_eq!(run_client(options, messages()), echoed(2));
+    assert_eq!(server.join().unwrap(), Ok(2));
+}
+
+/// An OpenSSL server that demands a client certificate from the test CA,
+/// for `n` connections, each handled in its own thread. Returns its port
+/// and a thread giving how many TLS handshakes it completed.
+fn cert_demanding_server(pki: &TestPki, n: usize) -> (u16, JoinHandle<usize>) {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_private_key_file(&pki.server_key, SslFiletype::PEM)
+        .unwrap();
+    b.set_certificate_chain_file(&pki.server_cert).unwrap();
+    b.set_ca_file(&pki.ca_cert).unwrap();
+    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    let acceptor = b.build();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = thread::spawn(move || {
+        let handshakes: Vec<_> = (0..n)
+            .map(|_| {
+                let (tcp, _) = listener.accept().unwrap();
+                let acceptor = acceptor.clone();
+                thread::spawn(move || {
+                    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    // Dropping the stream closes the connection at once.
+                    acceptor.accept(tcp).is_ok()
+                })
+            })
+            .collect();
+        handshakes
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&ok| ok)
+            .count()
+    });
+    (port, t)
+}
+
+// BUG: a wss:// client that the server refuses just after the TLS
+// handshake can disappear without on_error or on_close, so an application
+// waiting for either waits forever. With TLS 1.3 the client completes its
+// handshake before the server checks the client certificate; when the
+// server's refusal (a reset) lands before lws writes the upgrade request,
+// that write fails and lws closes the wsi from LRS_H1C_ISSUE_HANDSHAKE2
+// ("cws" in client-http.c, lws_client_socket_service). That state lacks
+// LWSIFS_NOT_EST, so __lws_close_free_wsi reports the close as
+// LWS_CALLBACK_CLOSED_CLIENT_HTTP (the h1 role's client close callback),
+// not LWS_CALLBACK_CLIENT_CONNECTION_ERROR. lws-rs ignores
+// CLOSED_CLIENT_HTTP and frees the still-connecting slot at WSI_DESTROY in
+// silence. It is a race, so 100 clients at once: their interleaving in one
+// loop makes it likely that some lose it.
+#[test]
+fn a_client_refused_after_its_tls_handshake_gets_on_error() {
+    let _wd = util::watchdog("a_client_refused_after_its_tls_handshake_gets_on_error", 30);
+    const N: usize = 100;
+    let pki = TestPki::generate("refused-after-tls");
+    let (port, server) = cert_demanding_server(&pki, N);
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let outcomes: Rc<RefCell<std::collections::HashMap<u64, String>>> = Rc::default();
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        let (o1, o2, o3) = (outcomes.clone(), outcomes.clone(), outcomes.clone());
+        // No client certificate: the server must refuse every one.
+        let callbacks = Callbacks::new()
+            .on_connect(move |c, _| {
+                o1.borrow_mut().insert(c.id(), "connected".into());
+            })
+            .on_error(move |c, _| {
+                o2.borrow_mut().insert(c.id(), "error".into());
+            })
+            .on_close(move |c, _, _| {
+                o3.borrow_mut().insert(c.id(), "closed".into());
+            });
+        let options = trusting(format!("wss://localhost:{port}/"), &pki.ca_cert);
+        ids.push(cx.connect(options, callbacks).unwrap().id());
+    }
+    // The loop ends when every connection is gone, reported or not.
+    let watch = GoneWatch::start(&cx, ids.clone());
+    cx.run().unwrap();
+    drop(watch);
+    assert_eq!(server.join().unwrap(), 0, "the server accepted a client");
+    let outcomes = outcomes.borrow();
+    let mut tally = std::collections::BTreeMap::<&str, usize>::new();
+    for id in &ids {
+        let outcome = outcomes.get(id).map_or("vanished", |o| o.as_str());
+        *tally.entry(outcome).or_default() += 1;
+    }
+    // Every attempt must end in on_error: the handshake never completed.
+    assert_eq!(tally, [("error", N)].into());
+}
+
+// ---- options ----
+
+#[test]
+fn without_ssl_init_tls_is_refused_and_plain_ws_works() {
+    let _wd = util::watchdog("without_ssl_init_tls_is_refused_and_plain_ws_works", 30);
+    let pki = TestPki::generate("no-ssl-init");
+    let cx = Context::new(ContextOptions {
+        ssl_init: false,
+        ..ContextOptions::default()
+    })
+    .unwrap();
+
+    let mut options = ListenOptions::new(0);
+    options.tls = Some(ServerTls::new(&pki.server_cert, &pki.server_key));
+    let r = cx.listen(options, Callbacks::new());
+    assert!(matches!(r, Err(Error::InvalidOption(_))), "listen: {r:?}");
+
+    // Refused at once, whether or not anything listens there.
+    let r = cx.connect(
+        trusting("wss://localhost:1/".into(), &pki.ca_cert),
+        Callbacks::new(),
+    );
+    assert!(matches!(r, Err(Error::InvalidOption(_))), "connect: {r:?}");
+
+    // ws:// in the same context: a listener and a client echo.
+    let port = cx
+        .listen(
+            ListenOptions::new(0),
+            Callbacks::new().on_message(|conn, msg| conn.send(msg).unwrap()),
+        )
+        .unwrap();
+    let got: Rc<RefCell<Option<Message>>> = Rc::default();
+    let g = got.clone();
+    let stop = cx.handle();
+    cx.connect(
+        ConnectOptions::new(format!("ws://127.0.0.1:{port}/")),
+        Callbacks::new()
+            .on_connect(|conn, _| conn.send_text("plain").unwrap())
+            .on_message(move |_, msg| {
+                *g.borrow_mut() = Some(msg);
+                stop.stop().unwrap();
+            })
+            .on_error(|_, e| panic!("plain ws failed: {e}")),
+    )
+    .unwrap();
+    cx.run().unwrap();
+    assert_eq!(*got.borrow(), Some(Message::Text("plain".into())));
+}
+
+/// `r` is an InvalidOption whose message names `path`.
+fn assert_names<T: std::fmt::Debug>(r: lws::Result<T>, path: &Path) {
+    match r {
+        Err(Error::InvalidOption(msg)) => assert!(
+            msg.contains(&path.display().to_string()),
+            "{msg:?} does not name {}",
+            path.display()
+        ),
+        other => panic!(
+            "expected InvalidOption naming {}: {other:?}",
+            path.display()
+        ),
+    }
+}
+
+#[test]
+fn tls_files_that_do_not_exist_are_named() {
+    let _wd = util::watchdog("tls_files_that_do_not_exist_are_named", 30);
+    let pki = TestPki::generate("bad-paths");
+    let missing = pki.dir.join("no-such-file.pem");
+    let cx = Context::new(ContextOptions::default()).unwrap();
+
+    let listen = |tls: ServerTls| {
+        let mut options = ListenOptions::new(0);
+        options.tls = Some(tls);
+        cx.listen(options, Callbacks::new())
+    };
+    assert_names(listen(ServerTls::new(&missing, &pki.server_key)), &missing);
+    assert_names(listen(ServerTls::new(&pki.server_cert, &missing)), &missing);
+    assert_names(
+        listen(ServerTls {
+            ca_file: Some(missing.clone()),
+            ..ServerTls::new(&pki.server_cert, &pki.server_key)
+        }),
+        &missing,
+    );
+    // mTLS without a CA to check client certificates against.
+    let r = listen(ServerTls {
+        require_client_cert: true,
+        ..ServerTls::new(&pki.server_cert, &pki.server_key)
+    });
+    assert!(matches!(r, Err(Error::InvalidOption(_))), "{r:?}");
+
+    let connect = |tls: ClientTls| {
+        let mut options = ConnectOptions::new("wss://localhost:1/");
+        options.tls = tls;
+        cx.connect(options, Callbacks::new())
+    };
+    assert_names(
+        connect(ClientTls {
+            ca_file: Some(missing.clone()),
+            ..ClientTls::default()
+        }),
+        &missing,
+    );
+    assert_names(
+        connect(ClientTls {
+            cert_file: Some(missing.clone()),
+            key_file: Some(pki.client_key.clone()),
+            ..ClientTls::default()
+        }),
+        &missing,
+    );
+    assert_names(
+        connect(ClientTls {
+            cert_file: Some(pki.client_cert.clone()),
+            key_file: Some(missing.clone()),
+            ..ClientTls::default()
+        }),
+        &missing,
+    );
+    // A certificate without its key.
+    let r = connect(ClientTls {
+        cert_file: Some(pki.client_cert.clone()),
+        ..ClientTls::default()
+    });
+    assert!(matches!(r, Err(Error::InvalidOption(_))), "{r:?}");
+}
