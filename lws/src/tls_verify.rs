@@ -34,8 +34,7 @@ pub(crate) unsafe fn server_cert(
     if !ok || ctx.is_null() {
         return 0; // OpenSSL refuses already; lws reports its reason
     }
-    let Some(ip) =
-        crate::callback::with_slot_of(shared, wsi, |s| s.verify_ip.clone()).flatten()
+    let Some(ip) = crate::callback::with_slot_of(shared, wsi, |s| s.verify_ip.clone()).flatten()
     else {
         return 0;
     };
