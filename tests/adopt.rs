@@ -290,24 +290,15 @@ fn adopted_echo_session(name: &'static str, how: Preread, client_closes: bool) {
     assert!(cx.connections().is_empty());
 }
 
-// BUG: when initial_data does not hold the whole request head, the
-// client gets "500 Internal Server Error" and on_handshake never runs.
-// Cause (lws/src/server.rs, Context::adopt): the wsi is tagged with its
-// slot only when lws calls back *during* lws_adopt_socket_vhost_readbuf
-// (callback.rs adopted_now, while `shared.adopting` is set). With an
-// incomplete head lws only buffers it; HTTP_CONFIRM_UPGRADE comes after
-// the call returned, slot_key finds no tag, confirm_upgrade falls back to
-// listener_of() (the adopt vhost's protocol has no Listener) and answers
-// 500. The slot, untagged, is never freed either.
-// Fix: after the call returns a non-null wsi whose opaque user data is
-// still null, tag it (lws_set_opaque_user_data(wsi, key + 1)) and store
-// it in the slot.
+// With only part of the head in initial_data lws just buffers it and calls
+// back after adopt() returned: the wsi must still find its handler (else
+// the client gets 500, on_handshake never runs and the slot leaks).
 #[test]
 fn adopt_after_reading_the_request_line() {
     adopted_echo_session("adopt_first_line", Preread::FirstLine, true);
 }
 
-// BUG: as adopt_after_reading_the_request_line.
+// As adopt_after_reading_the_request_line.
 #[test]
 fn adopt_after_reading_a_few_bytes() {
     // Part way into a header line, not at a line boundary.
@@ -319,8 +310,8 @@ fn adopt_after_reading_the_whole_head() {
     adopted_echo_session("adopt_whole_head", Preread::WholeHead, true);
 }
 
-// BUG: as adopt_after_reading_the_request_line (no data: lws calls
-// nothing during the adopt call).
+// As adopt_after_reading_the_request_line (no data: lws calls nothing
+// during the adopt call).
 #[test]
 fn adopt_with_nothing_read() {
     adopted_echo_session("adopt_nothing_read", Preread::Nothing, true);
@@ -457,9 +448,8 @@ fn on_handshake_can_reject_an_adopted_socket() {
     );
 }
 
-// BUG: with part of the request in initial_data, on_handshake never runs:
-// the client gets 500, and the slot is never freed (state stays
-// Connecting). See adopt_after_reading_the_request_line.
+// A partly read request still reaches on_handshake, whose 403 the client
+// gets, and the slot is freed (see adopt_after_reading_the_request_line).
 #[test]
 fn on_handshake_can_reject_a_partly_read_adopted_socket() {
     let _wd = util::watchdog("adopt_reject_partly_read", 20);
@@ -531,10 +521,9 @@ fn max_message_size_on_an_adopted_connection_closes_with_1009() {
     assert_eq!(server_closes.len(), 1, "one on_close: {server_closes:?}");
 }
 
-// BUG: the server closed first, with 1009, but its on_close reports 1006
-// (ABNORMAL); Handler::on_close documents "ours when we closed first".
-// Not specific to adopt: every max_message_size (and invalid UTF-8, 1007)
-// close from on_receive does this.
+// The server closed first, with 1009, so its on_close reports 1009 ("ours
+// when we closed first"), not the 1006 lws would report for a close
+// started while receiving.
 #[test]
 fn server_on_close_reports_the_1009_it_sent() {
     let _wd = util::watchdog("adopt_1009_on_close", 20);
@@ -620,8 +609,14 @@ fn many_adopted_sockets_in_sequence_are_each_freed() {
             ws.close(None).map_err(|e| e.to_string())?;
             finish_close(ws)
         });
-        // The whole head: partial pre-reads fail (see the BUG tests).
-        let (stream, pre) = accept_and_read(&listener, Preread::WholeHead);
+        // Whole, partial and empty pre-reads in turn.
+        let how = [
+            Preread::WholeHead,
+            Preread::FirstLine,
+            Preread::Bytes(30),
+            Preread::Nothing,
+        ][i % 4];
+        let (stream, pre) = accept_and_read(&listener, how);
         let stop = cx.handle();
         let c = closes.clone();
         let handler = Callbacks::new()
@@ -632,12 +627,12 @@ fn many_adopted_sockets_in_sequence_are_each_freed() {
             });
         let conn = cx
             .adopt(stream, &pre, AdoptOptions::default(), handler)
-            .unwrap_or_else(|e| panic!("adopt #{i}: {e}"));
+            .unwrap_or_else(|e| panic!("adopt #{i} ({how:?}): {e}"));
         cx.run().unwrap();
         join(client);
         // Freed after its close: the handle no longer finds it.
-        assert_eq!(conn.state(), State::Destroyed, "#{i}");
-        assert!(cx.connection(conn.id()).is_none(), "#{i}");
+        assert_eq!(conn.state(), State::Destroyed, "#{i} ({how:?})");
+        assert!(cx.connection(conn.id()).is_none(), "#{i} ({how:?})");
         conns.push(conn.id());
     }
     assert_eq!(*closes.borrow(), conns, "one on_close per connection");

@@ -179,15 +179,10 @@ fn on_drain_does_not_fire_once_close_was_called() {
     assert!(*got.borrow() == want, "the server got {:?}", got.borrow());
 }
 
-// BUG: close() after a send that lws could only partly write loses the
-// close frame: the peer sees the connection end without one (1006), not
-// the code and reason given. When the last queued frame is partly
-// buffered by lws, on_writeable (lws/src/callback.rs) finds the queue
-// empty and returns -1 at once with the close reason set; lws's
-// __lws_close_free_wsi (core-net/close.c) then enters
-// LRS_FLUSHING_BEFORE_CLOSE to flush the buffered bytes and, once they
-// are out, goes straight to just_kill_connection, skipping the close
-// frame (close_via_role_protocol).
+// When lws could only partly write the last frame, a close handed to it
+// too early makes it flush and hang up without a close frame (the peer
+// sees 1006); the close must wait until lws has flushed, so the peer gets
+// our code and reason.
 #[test]
 fn close_after_a_large_send_still_sends_its_close_frame() {
     let _wd = util::watchdog("close_after_large_send", 30);
@@ -227,17 +222,10 @@ fn close_after_a_large_send_still_sends_its_close_frame() {
     );
 }
 
-// BUG: close() does not wait for the peer's close reply: lws-rs drops the
-// connection right after its close frame is out. on_writeable
-// (lws/src/callback.rs) returns -1 on every WRITEABLE while a close is
-// requested; the first -1 makes lws send the close frame and enter
-// LRS_AWAITING_CLOSE_ACK, but lws leaves POLLOUT on, so the next loop turn
-// brings another WRITEABLE, whose -1 finds the connection already closing
-// (__lws_close_free_wsi, core-net/close.c: AWAITING_CLOSE_ACK goes to
-// just_kill_connection) and kills it. A peer still sending then gets a
-// reset (seen with a peer sending a large message when our client closed
-// with 1009) and may lose our close frame. Here the peer answers the
-// close 500 ms late: on_close must come after that answer.
+// close() waits for the peer's close reply: handing lws the close a second
+// time would kill the connection right after our close frame, resetting a
+// peer that is still sending. Here the peer answers the close 500 ms late:
+// on_close must come after that answer.
 #[test]
 fn close_waits_for_the_peers_close_reply() {
     let _wd = util::watchdog("close_waits_for_reply", 30);

@@ -835,7 +835,7 @@ fn our_client_sees_a_tungstenite_servers_response_headers() {
     );
 }
 
-// ---- library bugs (these tests fail until they are fixed) ----
+// ---- requests and answers lws alone would mishandle ----
 
 /// Sends `request` and returns the head of the answer (up to the blank
 /// line), or everything that came before EOF if there is no blank line.
@@ -856,12 +856,8 @@ fn response_head(port: u16, request: &str) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-// BUG: an HTTP/1.1 upgrade without Host reaches on_handshake, is accepted,
-// and then lws's handshake_0405() (vendor lib/roles/ws/server-ws.c) drops
-// it for the missing Host: the client gets EOF without a word, the handler
-// saw an accepted handshake followed by neither on_connect nor on_close.
-// check_request() (lws/src/handshake.rs) should answer 400 for a missing
-// Host, as it does for a missing Sec-WebSocket-Key, before on_handshake.
+// lws hangs up without a response when Host is missing (after the handler
+// accepted); we answer 400 before asking the handler.
 #[test]
 fn missing_host_is_answered_400_without_the_handler() {
     let _wd = util::watchdog("missing_host_is_answered_400_without_the_handler", 30);
@@ -875,11 +871,9 @@ fn missing_host_is_answered_400_without_the_handler() {
     assert_eq!(called, None, "on_handshake was called");
 }
 
-// BUG: a Sec-WebSocket-Key of 128 bytes or more passes check_request() and
-// on_handshake, then handshake_0405() refuses it ("Client key too long")
-// and hangs up without a response. RFC 6455 4.2.1: the key is the base64
-// of 16 bytes (24 characters); check_request() should answer 400 for any
-// other key (at least for one lws will refuse).
+// lws hangs up without a response on a key of 128 bytes or more; a key
+// that is not the base64 of 16 bytes (RFC 6455 4.2.1) gets a 400 before
+// the handler is asked.
 #[test]
 fn an_overlong_key_is_answered_400_without_the_handler() {
     let _wd = util::watchdog("an_overlong_key_is_answered_400_without_the_handler", 30);
@@ -897,12 +891,8 @@ fn an_overlong_key_is_answered_400_without_the_handler() {
     assert_eq!(called, None, "on_handshake was called");
 }
 
-// BUG: header values with line breaks go into the 101 response verbatim
-// (response splitting): confirm_upgrade() only refuses NULs, and the
-// listener's static headers (header_cstrings() in lws/src/server.rs) are
-// not checked at all, while reject() leaves such headers out. A value that
-// echoes client input (a session id, a redirect target) lets the client
-// add arbitrary response headers.
+// Response splitting: a header value with a line break (static or from
+// on_handshake) must never reach the 101, where it would add headers.
 #[test]
 fn header_values_with_line_breaks_do_not_reach_the_101() {
     let _wd = util::watchdog("header_values_with_line_breaks_do_not_reach_the_101", 30);
@@ -933,11 +923,8 @@ fn header_values_with_line_breaks_do_not_reach_the_101() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-// BUG: accept headers larger than lws's response buffer (pt_serv_buf_size,
-// 4096 by default) make add_response_headers() (lws/src/callback.rs)
-// return 1 at LWS_CALLBACK_ADD_HEADERS; handshake_0405() then hangs up
-// without a response, after on_handshake accepted. confirm_upgrade() could
-// check the total size and answer 500 (and log), as it does for a NUL.
+// Accept headers larger than lws's response buffer (4096 bytes) make lws
+// hang up without a response; the client gets an HTTP answer instead.
 #[test]
 fn oversized_accept_headers_get_an_http_answer() {
     let _wd = util::watchdog("oversized_accept_headers_get_an_http_answer", 30);
@@ -953,13 +940,9 @@ fn oversized_accept_headers_get_an_http_answer() {
     );
 }
 
-// BUG: Headers::path() is not the request target: lws percent-decodes the
-// path and query as it parses (lws_parse_urldecode() in vendor
-// lib/roles/http/parsers.c: %XX decoded, '+' to space, ';' joined back as
-// '&'), and Headers::read() joins the decoded query fragments with '&'.
-// Two different targets then read the same, so an application cannot
-// parse the query (an encoded '&' or '=' inside a value is lost), and one
-// that decodes path() again double-decodes.
+// lws percent-decodes the query as it parses it; path() must keep an
+// encoded '&' or '=' apart from a real one, or two different targets read
+// the same.
 #[test]
 fn path_keeps_encoded_delimiters_apart() {
     let _wd = util::watchdog("path_keeps_encoded_delimiters_apart", 30);

@@ -221,13 +221,9 @@ fn wss_goes_through_the_proxy_with_verification() {
     assert_eq!(proxy.requests().len(), 2);
 }
 
-// BUG: through a proxy, an IPv6 literal target is sent without brackets,
-// "CONNECT ::1:PORT HTTP/1.1" (and "Host: ::1:PORT"), which is not a valid
-// authority (RFC 9110 section 9.3.6 and RFC 3986 section 3.2.2 need
-// "[::1]:PORT"); the test proxy refuses it as ambiguous (400). lws formats
-// the line as "%s:%u" from the connect address (connect4.c,
-// lws_client_connect_4_established), and lws-rs passes the address
-// without brackets.
+// lws writes the CONNECT target as "%s:%u"; an IPv6 literal must still go
+// out as "[::1]:PORT" (RFC 9110 section 9.3.6), not the ambiguous
+// "::1:PORT" the test proxy refuses.
 #[test]
 fn an_ipv6_target_goes_through_the_proxy_in_brackets() {
     let _wd = util::watchdog("an_ipv6_target_goes_through_the_proxy_in_brackets", 30);

@@ -428,18 +428,11 @@ fn two_listeners_on_one_context_negotiate_their_own_sets() {
     );
 }
 
-// ---- library bugs (these tests fail until they are fixed) ----
+// ---- names lws cannot tokenize ----
 
-// BUG: listen() accepts protocol names that lws cannot negotiate. Only
-// empty names, ',' and ' ' are refused (lws/src/server.rs), and
-// choose_protocol() (lws/src/handshake.rs) matches any name, so the
-// handshake reaches on_handshake and is accepted; then lws's own pass
-// over the offer (lws_process_ws_upgrade() in vendor
-// lib/roles/ws/server-ws.c, lws_tokenize() with RFC 7230 delimiters)
-// fails on it: '/', ':', '=' (and ';', '"', ...) break the token, and an
-// all-digit name such as "42" comes back as an integer, not a token. The
-// client then sees the connection dropped without an HTTP response, and
-// the handler an accepted handshake with neither on_connect nor on_close.
+// lws's own pass over the offered protocols splits names at '/', ':', '='
+// and reads "42" as a number, then drops the connection without a
+// response; listen() must refuse such a name or negotiate it properly.
 #[test]
 fn protocol_names_are_refused_or_negotiated() {
     let _wd = util::watchdog("protocol_names_are_refused_or_negotiated", 30);
