@@ -13,6 +13,35 @@ use std::ffi::{c_void, CStr, CString};
 use std::os::raw::{c_char, c_int, c_uchar};
 use std::rc::Rc;
 
+/// A static protocol table of one entry served by [`protocol_callback`]
+/// (lws keeps the pointer, so it must live forever).
+pub(crate) struct StaticProtocols([sys::lws_protocols; 2]);
+// SAFETY: an immutable table of static strings and a function pointer.
+unsafe impl Sync for StaticProtocols {}
+
+impl StaticProtocols {
+    /// The table for protocol `name`, with no per-listener user pointer.
+    pub(crate) const fn new(name: &'static CStr) -> Self {
+        const END: sys::lws_protocols = sys::lws_protocols {
+            name: std::ptr::null(),
+            callback: None,
+            per_session_data_size: 0,
+            rx_buffer_size: 0,
+            id: 0,
+            user: std::ptr::null_mut(),
+            tx_packet_size: 0,
+        };
+        let mut first = END;
+        first.name = name.as_ptr();
+        first.callback = Some(protocol_callback);
+        StaticProtocols([first, END])
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const sys::lws_protocols {
+        self.0.as_ptr()
+    }
+}
+
 /// The protocol callback of every vhost we create.
 pub(crate) unsafe extern "C" fn protocol_callback(
     wsi: *mut sys::lws,

@@ -1,10 +1,11 @@
 //! Client side: URLs, the client vhosts (one per TLS files + proxy), and
 //! connecting.
 
-use crate::callback::protocol_callback;
+use crate::callback::StaticProtocols;
 use crate::connection::{ConnSlot, Connection, State};
 use crate::context::{cstring, Context, Shared};
 use crate::options::{ClientTls, ConnectOptions, Limits, Proxy};
+use crate::server::file_cstring;
 use crate::{Error, Handler, Result};
 use lws_sys as sys;
 use std::cell::RefCell;
@@ -16,31 +17,8 @@ use std::time::Instant;
 
 pub(crate) const CLIENT_PROTOCOL: &CStr = c"lws-rs-client";
 
-/// The client vhosts' protocol table (static: lws keeps the pointer).
-struct Protocols([sys::lws_protocols; 2]);
-// SAFETY: immutable table of static strings and a function pointer.
-unsafe impl Sync for Protocols {}
-
-static CLIENT_PROTOCOLS: Protocols = Protocols([
-    sys::lws_protocols {
-        name: CLIENT_PROTOCOL.as_ptr(),
-        callback: Some(protocol_callback),
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-    sys::lws_protocols {
-        name: std::ptr::null(),
-        callback: None,
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-]);
+/// The client vhosts' protocol table.
+static CLIENT_PROTOCOLS: StaticProtocols = StaticProtocols::new(CLIENT_PROTOCOL);
 
 /// What a client vhost is made of: lws keeps TLS files and the proxy per
 /// vhost, so connections that differ in them need their own.
@@ -323,15 +301,8 @@ impl Context {
                 "a client certificate needs both cert_file and key_file".into(),
             ));
         }
-        let file = |what: &str, p: &Option<PathBuf>| -> Result<Option<CString>> {
-            let Some(p) = p else { return Ok(None) };
-            if let Err(e) = std::fs::metadata(p) {
-                return Err(Error::InvalidOption(format!("{what} {}: {e}", p.display())));
-            }
-            let s = p.to_str().ok_or_else(|| {
-                Error::InvalidOption(format!("{what} {}: not UTF-8", p.display()))
-            })?;
-            cstring(what, s).map(Some)
+        let file = |what: &str, p: &Option<PathBuf>| {
+            p.as_deref().map(|p| file_cstring(what, p)).transpose()
         };
         let ca = file("TLS CA file", &key.ca_file)?;
         let cert = file("TLS client certificate", &key.cert_file)?;
@@ -345,7 +316,7 @@ impl Context {
         let mut info = sys::lws_context_creation_info {
             port: sys::CONTEXT_PORT_NO_LISTEN,
             vhost_name: name.as_ptr(),
-            protocols: CLIENT_PROTOCOLS.0.as_ptr(),
+            protocols: CLIENT_PROTOCOLS.as_ptr(),
             client_ssl_ca_filepath: ptr(&ca),
             client_ssl_cert_filepath: ptr(&cert),
             client_ssl_private_key_filepath: ptr(&private_key),

@@ -238,10 +238,8 @@ impl Connection {
         } else {
             sys::LWS_WRITE_TEXT
         };
-        match self.queue(message.as_bytes(), kind, Class::Message) {
-            Err(Refused::Full) => Err(Error::QueueFull(Box::new(message))),
-            other => other.map_err(Refused::into_error),
-        }
+        self.queue(message.as_bytes(), kind, Class::Message)
+            .map_err(|r| r.or_message(|| message))
     }
 
     /// Queues a text message.
@@ -305,7 +303,7 @@ impl Connection {
             sys::LWS_WRITE_PING,
             Class::Control,
         )
-        .map_err(Refused::into_error)
+        .map_err(|r| r.or_message(|| Message::Binary(payload.to_vec())))
     }
 
     /// Queues an unsolicited pong; the payload is cut to 125 bytes. (lws
@@ -319,7 +317,7 @@ impl Connection {
             sys::LWS_WRITE_PONG,
             Class::Control,
         )
-        .map_err(Refused::into_error)
+        .map_err(|r| r.or_message(|| Message::Binary(payload.to_vec())))
     }
 
     fn queue(
@@ -500,13 +498,6 @@ enum Refused {
 }
 
 impl Refused {
-    fn into_error(self) -> Error {
-        match self {
-            Refused::Error(e) => e,
-            Refused::Full => Error::QueueFull(Box::new(Message::Binary(Vec::new()))),
-        }
-    }
-
     fn or_message(self, message: impl FnOnce() -> Message) -> Error {
         match self {
             Refused::Error(e) => e,

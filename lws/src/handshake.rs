@@ -194,10 +194,14 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
 /// hang up without an answer.
 pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 2048;
 
+/// An RFC 7230 token character.
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
 /// A subprotocol name lws can negotiate: an RFC 7230 token that lws's
 /// tokenizer does not read as a number.
 pub(crate) fn check_protocol_name(name: &str) -> crate::Result<()> {
-    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     let numeric = name.chars().all(|c| c.is_ascii_digit() || c == '.');
     if name.is_empty() || name.len() > 63 || !name.chars().all(is_tchar) || numeric {
         return Err(crate::Error::InvalidOption(format!(
@@ -209,7 +213,6 @@ pub(crate) fn check_protocol_name(name: &str) -> crate::Result<()> {
 
 /// A header lws can send: a token name, a value without line breaks or NULs.
 pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
-    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(is_tchar) {
         return Err(format!("header name {name:?} is not a token"));
     }

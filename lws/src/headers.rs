@@ -3,6 +3,7 @@
 use lws_sys as sys;
 use std::ffi::c_void;
 use std::ffi::CStr;
+use std::fmt::Write;
 use std::os::raw::{c_char, c_int};
 
 /// The headers of a handshake: request headers on a server, response
@@ -162,7 +163,7 @@ fn encode(bytes: &[u8], specials: &[u8]) -> String {
         if b.is_ascii_graphic() && !specials.contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}"); // writing to a String cannot fail
         }
     }
     out

@@ -1,6 +1,6 @@
 //! Server side: listeners (one lws vhost each) and adopted sockets.
 
-use crate::callback::protocol_callback;
+use crate::callback::{protocol_callback, StaticProtocols};
 use crate::connection::{ConnSlot, Connection, State};
 use crate::context::{cstring, Context};
 use crate::options::{AdoptOptions, Limits, ListenOptions};
@@ -33,30 +33,7 @@ pub(crate) struct Listener {
 const NO_PROTOCOL: &CStr = c"lws-rs";
 
 /// The protocol table of the vhost adopted sockets join.
-struct Protocols([sys::lws_protocols; 2]);
-// SAFETY: an immutable table of static strings and a function pointer.
-unsafe impl Sync for Protocols {}
-
-static ADOPT_PROTOCOLS: Protocols = Protocols([
-    sys::lws_protocols {
-        name: c"lws-rs-adopted".as_ptr(),
-        callback: Some(protocol_callback),
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-    sys::lws_protocols {
-        name: std::ptr::null(),
-        callback: None,
-        per_session_data_size: 0,
-        rx_buffer_size: 0,
-        id: 0,
-        user: std::ptr::null_mut(),
-        tx_packet_size: 0,
-    },
-]);
+static ADOPT_PROTOCOLS: StaticProtocols = StaticProtocols::new(c"lws-rs-adopted");
 
 /// Static response headers, checked (token names, no line breaks, room in
 /// lws's buffer) and ready for lws.
@@ -84,7 +61,7 @@ fn header_cstrings(headers: &[(String, String)]) -> Result<Vec<(CString, CString
 }
 
 /// A readable file's path as a C string, or an error naming the option.
-fn file_cstring(what: &str, path: &Path) -> Result<CString> {
+pub(crate) fn file_cstring(what: &str, path: &Path) -> Result<CString> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(Error::InvalidOption(format!(
             "{what} {}: {e}",
@@ -295,7 +272,7 @@ impl Context {
         let info = sys::lws_context_creation_info {
             port: sys::CONTEXT_PORT_NO_LISTEN_SERVER,
             vhost_name: c"lws-rs-adopted".as_ptr(),
-            protocols: ADOPT_PROTOCOLS.0.as_ptr(),
+            protocols: ADOPT_PROTOCOLS.as_ptr(),
             ..Default::default()
         };
         // SAFETY: the context is live; info's pointers are static.
