@@ -73,6 +73,14 @@ pub(crate) fn slot_key(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
         .then_some(key)
 }
 
+/// Marks `wsi` as the connection in slot `key` (lws keeps key + 1 as its
+/// opaque user data; 0 means none), so [`slot_key`] finds it.
+pub(crate) fn tag_wsi(wsi: *mut sys::lws, key: usize) {
+    // SAFETY: callers pass a live wsi (in its callback, or just returned by
+    // lws); lws only stores the value.
+    unsafe { sys::lws_set_opaque_user_data(wsi, (key + 1) as *mut c_void) };
+}
+
 /// The slot of a wsi `adopt()` is creating right now (lws runs its first
 /// callbacks before the call returns); tags the wsi with it.
 fn adopted_now(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
@@ -82,8 +90,7 @@ fn adopted_now(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
         return None;
     }
     shared.adopting.set(None);
-    // SAFETY: as above; the tag finds the slot in later callbacks.
-    unsafe { sys::lws_set_opaque_user_data(wsi, (key + 1) as *mut c_void) };
+    tag_wsi(wsi, key);
     shared.conns.borrow_mut().get_mut(key)?.wsi = wsi;
     Some(key)
 }
@@ -99,7 +106,7 @@ pub(crate) fn with_slot_of<R>(
 }
 
 /// The handle and handler of the connection `wsi` is, if it is ours.
-fn conn_of(
+pub(crate) fn conn_of(
     shared: &Rc<Shared>,
     wsi: *mut sys::lws,
 ) -> Option<(Connection, Rc<RefCell<dyn Handler>>)> {

@@ -7,7 +7,7 @@
 //! missing key, another protocol version, a rejection by the handler) is
 //! answered here with a real HTTP response instead.
 
-use crate::connection::{ConnSlot, Connection, State};
+use crate::connection::{ConnSlot, State};
 use crate::context::Shared;
 use crate::Headers;
 use lws_sys as sys;
@@ -87,15 +87,8 @@ impl Default for Handshake {
 /// go on with the handshake, -1 hangs up (after our response is flushed).
 pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     // An adopted socket has its slot already; a listener's gets one now.
-    let conn = match crate::callback::slot_key(shared, wsi) {
-        Some(key) => {
-            let id = shared.conns.borrow()[key].id;
-            Connection {
-                shared: shared.clone(),
-                key,
-                id,
-            }
-        }
+    let conn = match crate::callback::conn_of(shared, wsi) {
+        Some((conn, _)) => conn,
         None => {
             // SAFETY: a server wsi, bound to one of our protocols.
             let Some(listener) = (unsafe { crate::callback::listener_of(wsi) }) else {
@@ -110,8 +103,7 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
             slot.protocols_allowed = listener.protocols.clone();
             slot.response_headers_out = listener.headers.clone();
             let conn = shared.insert(slot);
-            // SAFETY: wsi is live; the key finds the slot in later callbacks.
-            unsafe { sys::lws_set_opaque_user_data(wsi, (conn.key + 1) as *mut std::ffi::c_void) };
+            crate::callback::tag_wsi(wsi, conn.key);
             conn
         }
     };

@@ -257,8 +257,7 @@ impl Context {
         if !wsi.is_null() && conn.with_slot(|s| s.wsi.is_null()) == Some(true) {
             // lws only buffered the data (an incomplete head): tag the wsi
             // now, before its next callback.
-            // SAFETY: lws returned a live wsi that it has not freed.
-            unsafe { sys::lws_set_opaque_user_data(wsi, (conn.key + 1) as *mut c_void) };
+            crate::callback::tag_wsi(wsi, conn.key);
             conn.with_slot(|s| s.wsi = wsi);
         }
         Ok(conn)
