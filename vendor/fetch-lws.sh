@@ -56,34 +56,42 @@ mirror_of() { # suffix ("debian" or "debian-security") -> first matching URI
 		grep -oE '(https?|file)://[^ ]+/'"$1"'/?( |$)' | head -n1 | tr -d ' ' | sed 's:/$::' || true
 }
 
+# One archive's source index in its own private apt dirs. Each archive is
+# asked on its own: when a point release copies a security revision into the
+# main archive's index, apt prefers the main pool, which may still lack its
+# files (404), while the security pool has the debian tarball but never the
+# orig tarball. Asking each archive alone gets each file from where it is.
+fetch_from() { # name, "deb-src" line
+	local name=$1 line=$2 dir=$cache/apt/$1 versions v
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	echo "$line" >"$dir/sources.list"
+	local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
+		-o Dir::State::status=/dev/null -o Debug::NoLocking=1)
+	[ "$(id -u)" != 0 ] || opts+=(-o APT::Sandbox::User=root)
+	say "apt-get update ($name, private lists: $dir)"
+	apt-get "${opts[@]}" -qq update >&2 || {
+		say "apt-get update failed for $name"
+		return 0
+	}
+	versions=$(apt-cache "${opts[@]}" showsrc libwebsockets 2>/dev/null | awk '/^Version: 4\.3\.5-/ { print $2 }' | sort -u)
+	# apt exits non-zero when any one file answers 404, so the files are what
+	# we check; every 4.3.5 revision may carry the orig tarball.
+	for v in $(printf "%s\n" "$debian_rev" $versions | awk '!seen[$0]++'); do
+		verified "$orig" && verified "$debtar" && return 0
+		say "apt-get source --download-only libwebsockets=$v ($name)"
+		(cd "$cache/dl" && apt-get "${opts[@]}" -qq source --download-only "libwebsockets=$v" >&2 2>/dev/null) || true
+	done
+}
+
 fetch_with_apt() {
 	local main security keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 	main=${LWS_DEBIAN_MIRROR:-$(mirror_of debian)}
 	security=${LWS_DEBIAN_SECURITY_MIRROR:-$(mirror_of debian-security)}
 	[ -n "$main" ] || die "no Debian mirror found in /etc/apt (set LWS_DEBIAN_MIRROR)"
 	[ -f "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
-	mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial"
-	{
-		echo "deb-src [signed-by=$keyring] $main trixie main"
-		[ -z "$security" ] || echo "deb-src [signed-by=$keyring] $security trixie-security main"
-	} >"$cache/apt/sources.list"
-	local opts=(-o "Dir::Etc::SourceList=$cache/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt/cache"
-		-o Dir::State::status=/dev/null -o Debug::NoLocking=1)
-	[ "$(id -u)" != 0 ] || opts+=(-o APT::Sandbox::User=root)
-	say "apt-get update (private lists: $cache/apt)"
-	apt-get "${opts[@]}" -qq update >&2 || die "apt-get update failed"
-	# Security revisions keep the orig tarball in the main archive's pool, so try
-	# every 4.3.5 revision apt knows until both files are present; apt exits
-	# non-zero when a .dsc answers 404, so the files are what we check.
-	local versions v
-	versions=$(apt-cache "${opts[@]}" showsrc libwebsockets 2>/dev/null | awk '/^Version: 4\.3\.5-/ { print $2 }' | sort -u)
-	[ -n "$versions" ] || die "apt knows no libwebsockets $upstream source package"
-	for v in $debian_rev $versions; do
-		verified "$orig" && verified "$debtar" && break
-		say "apt-get source --download-only libwebsockets=$v"
-		(cd "$cache/dl" && apt-get "${opts[@]}" -qq source --download-only "libwebsockets=$v" >&2 2>/dev/null) || true
-	done
+	[ -z "$security" ] || fetch_from security "deb-src [signed-by=$keyring] $security trixie-security main"
+	fetch_from main "deb-src [signed-by=$keyring] $main trixie main"
 }
 
 if ! { verified "$orig" && verified "$debtar"; }; then
