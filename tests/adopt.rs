@@ -433,19 +433,21 @@ fn rejected_adoption(how: Preread) -> (String, Vec<String>, State) {
     (first_line, events, conn.state())
 }
 
+/// What [`rejected_adoption`] returns for a rejection: the client read
+/// the 403; never connected, so neither on_connect nor on_close; the slot
+/// is freed.
+fn rejected() -> (String, Vec<String>, State) {
+    (
+        "HTTP/1.1 403 Forbidden".to_string(),
+        vec!["handshake /private".to_string()],
+        State::Destroyed,
+    )
+}
+
 #[test]
 fn on_handshake_can_reject_an_adopted_socket() {
     let _wd = util::watchdog("adopt_reject", 20);
-    // Rejected: the client reads the 403; never connected, so neither
-    // on_connect nor on_close; the slot is freed.
-    assert_eq!(
-        rejected_adoption(Preread::WholeHead),
-        (
-            "HTTP/1.1 403 Forbidden".to_string(),
-            vec!["handshake /private".to_string()],
-            State::Destroyed
-        )
-    );
+    assert_eq!(rejected_adoption(Preread::WholeHead), rejected());
 }
 
 // A partly read request still reaches on_handshake, whose 403 the client
@@ -453,14 +455,7 @@ fn on_handshake_can_reject_an_adopted_socket() {
 #[test]
 fn on_handshake_can_reject_a_partly_read_adopted_socket() {
     let _wd = util::watchdog("adopt_reject_partly_read", 20);
-    assert_eq!(
-        rejected_adoption(Preread::FirstLine),
-        (
-            "HTTP/1.1 403 Forbidden".to_string(),
-            vec!["handshake /private".to_string()],
-            State::Destroyed
-        )
-    );
+    assert_eq!(rejected_adoption(Preread::FirstLine), rejected());
 }
 
 /// An adopted connection with max_message_size 1000: the client sends

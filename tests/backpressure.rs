@@ -13,7 +13,7 @@ use lws::{
     Callbacks, CloseCode, ConnectOptions, Connection, Context, ContextOptions, Error, Handle,
     ListenOptions, Message, State,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
@@ -22,35 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 use tungstenite::Message as TMessage;
-
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/")
-}
-
-/// Failures seen inside callbacks; each one also stops the loop.
-#[derive(Clone)]
-struct Failures {
-    list: Rc<RefCell<Vec<String>>>,
-    stop: Handle,
-}
-
-impl Failures {
-    fn new(stop: Handle) -> Self {
-        Failures {
-            list: Rc::default(),
-            stop,
-        }
-    }
-
-    fn push(&self, what: impl Into<String>) {
-        self.list.borrow_mut().push(what.into());
-        let _ = self.stop.stop();
-    }
-
-    fn assert_none(&self) {
-        assert!(self.list.borrow().is_empty(), "{:?}", self.list.borrow());
-    }
-}
+use util::{url, Failures};
 
 /// A server that records every message, then calls `then` with the
 /// connection and the number recorded so far.
@@ -123,23 +95,17 @@ fn send_queue_size_counts_payload_bytes_and_on_drain_fires_when_it_empties() {
 fn on_drain_does_not_fire_once_close_was_called() {
     let _wd = util::watchdog("no_drain_after_close", 30);
     let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
     let got: Rc<RefCell<Vec<Message>>> = Rc::default();
     // Stops once both ends have closed: the server may still be reading
     // when the client's side is gone.
-    let closes = Rc::new(Cell::new(0));
-    let (g, c1, c2, stop2) = (got.clone(), closes.clone(), closes.clone(), stop.clone());
+    let closed = util::stop_after(&cx, 2);
+    let (g, c1, c2) = (got.clone(), closed.clone(), closed);
     let port = cx
         .listen(
             ListenOptions::new(0),
             Callbacks::new()
                 .on_message(move |_, m| g.borrow_mut().push(m))
-                .on_close(move |_, _, _| {
-                    c1.set(c1.get() + 1);
-                    if c1.get() == 2 {
-                        let _ = stop2.stop();
-                    }
-                }),
+                .on_close(move |_, _, _| c1()),
         )
         .unwrap();
     let events: Rc<RefCell<Vec<String>>> = Rc::default();
@@ -160,10 +126,7 @@ fn on_drain_does_not_fire_once_close_was_called() {
             .on_drain(move |_| e2.borrow_mut().push("drain".into()))
             .on_close(move |_, _, _| {
                 e3.borrow_mut().push("close".into());
-                c2.set(c2.get() + 1);
-                if c2.get() == 2 {
-                    let _ = stop.stop();
-                }
+                c2();
             }),
     )
     .unwrap();
@@ -580,24 +543,18 @@ fn pause_recv_backs_data_up_until_resume_recv_and_loses_nothing() {
 fn pause_and_resume_on_a_closed_connection_do_nothing() {
     let _wd = util::watchdog("pause_closed", 30);
     let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
     let kept: Rc<RefCell<Vec<Connection>>> = Rc::default();
     let states: Rc<RefCell<Vec<State>>> = Rc::default();
-    let closes = Rc::new(Cell::new(0));
+    let closed = util::stop_after(&cx, 2);
     // Both ends: pause and resume from inside on_close (state Closed).
-    let on_close = |kept: Rc<RefCell<Vec<Connection>>>,
-                    states: Rc<RefCell<Vec<State>>>,
-                    closes: Rc<Cell<i32>>,
-                    stop: Handle| {
+    let on_close = || {
+        let (kept, states, closed) = (kept.clone(), states.clone(), closed.clone());
         move |conn: &Connection, _: CloseCode, _: &str| {
             conn.pause_recv();
             conn.resume_recv();
             states.borrow_mut().push(conn.state());
             kept.borrow_mut().push(conn.clone());
-            closes.set(closes.get() + 1);
-            if closes.get() == 2 {
-                let _ = stop.stop();
-            }
+            closed();
         }
     };
     let port = cx
@@ -605,22 +562,12 @@ fn pause_and_resume_on_a_closed_connection_do_nothing() {
             ListenOptions::new(0),
             Callbacks::new()
                 .on_connect(|conn, _| conn.close(CloseCode::NORMAL, ""))
-                .on_close(on_close(
-                    kept.clone(),
-                    states.clone(),
-                    closes.clone(),
-                    stop.clone(),
-                )),
+                .on_close(on_close()),
         )
         .unwrap();
     cx.connect(
         ConnectOptions::new(url(port)),
-        Callbacks::new().on_close(on_close(
-            kept.clone(),
-            states.clone(),
-            closes.clone(),
-            stop.clone(),
-        )),
+        Callbacks::new().on_close(on_close()),
     )
     .unwrap();
     cx.run().unwrap();

@@ -26,7 +26,7 @@ fn message(i: usize) -> Message {
 #[test]
 fn every_size_echoes_byte_exact() {
     let _wd = util::watchdog("echo_sizes", 120);
-    let server = util::EchoServer::start();
+    let server = util::Server::echo();
     let cx = Context::new(ContextOptions::default()).unwrap();
     let received = Rc::new(RefCell::new(Vec::new()));
     let failure = Rc::new(RefCell::new(None));

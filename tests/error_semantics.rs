@@ -15,6 +15,7 @@ use lws::{
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Once;
+use util::{stop_after, url};
 
 /// Panic messages of the deliberate panics start with this.
 const DELIBERATE: &str = "deliberate test panic";
@@ -71,23 +72,6 @@ fn snapshot(conn: &Connection) -> (State, bool, bool) {
     (conn.state(), conn.is_connected(), conn.is_connecting())
 }
 
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/")
-}
-
-/// A closure that stops `cx`'s loop on its `n`th call (e.g. once both
-/// sides' on_close ran: a single context holds server and client).
-fn stop_after(cx: &Context, n: usize) -> impl Fn() + Clone {
-    let count = Rc::new(Cell::new(0));
-    let stop = cx.handle();
-    move || {
-        count.set(count.get() + 1);
-        if count.get() == n {
-            let _ = stop.stop();
-        }
-    }
-}
-
 /// An echo listener on `cx`; returns its port.
 fn echo_listener(cx: &Context) -> u16 {
     cx.listen(
@@ -97,6 +81,79 @@ fn echo_listener(cx: &Context) -> u16 {
         }),
     )
     .unwrap()
+}
+
+/// Runs a new client on `cx` until it closed: it sends `text` and closes
+/// when a message comes back. Whether that message was `text`.
+fn echoes(cx: &Context, port: u16, text: &'static str) -> bool {
+    let stop = cx.handle();
+    let echoed = Rc::new(Cell::new(false));
+    let e = echoed.clone();
+    cx.connect(
+        ConnectOptions::new(url(port)),
+        Callbacks::new()
+            .on_connect(move |conn, _| conn.send_text(text).unwrap())
+            .on_message(move |conn, msg| {
+                e.set(msg.as_bytes() == text.as_bytes());
+                conn.close(CloseCode::NORMAL, "");
+            })
+            .on_close(move |_, _, _| {
+                let _ = stop.stop();
+            }),
+    )
+    .unwrap();
+    cx.run().unwrap();
+    echoed.get()
+}
+
+/// What [`run_pair`] saw: the client's texts and "closed CODE", and the
+/// server's close codes.
+struct PairLog {
+    client: Vec<String>,
+    server_closes: Vec<u16>,
+}
+
+/// Runs a listener with `server` and a client with `client` on `cx` until
+/// both ends closed. Added to `server`: an on_close that records its code;
+/// to `client`: an on_message that records the text and closes, and an
+/// on_close that records "closed CODE". Returns them and the client.
+fn run_pair(cx: &Context, server: Callbacks, client: Callbacks) -> (PairLog, Connection) {
+    let done = stop_after(cx, 2);
+    let done2 = done.clone();
+    let server_closes: Rc<RefCell<Vec<u16>>> = Rc::default();
+    let sc = server_closes.clone();
+    let port = cx
+        .listen(
+            ListenOptions::new(0),
+            server.on_close(move |_, code, _| {
+                sc.borrow_mut().push(code.0);
+                done();
+            }),
+        )
+        .unwrap();
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let (g1, g2) = (got.clone(), got.clone());
+    let conn = cx
+        .connect(
+            ConnectOptions::new(url(port)),
+            client
+                .on_message(move |conn, msg| {
+                    g1.borrow_mut()
+                        .push(String::from_utf8(msg.into_bytes()).unwrap());
+                    conn.close(CloseCode::NORMAL, "");
+                })
+                .on_close(move |_, code, _| {
+                    g2.borrow_mut().push(format!("closed {}", code.0));
+                    done2();
+                }),
+        )
+        .unwrap();
+    cx.run().unwrap();
+    let log = PairLog {
+        client: got.borrow().clone(),
+        server_closes: server_closes.borrow().clone(),
+    };
+    (log, conn)
 }
 
 #[test]
@@ -146,9 +203,8 @@ fn sends_after_close_and_after_on_close_are_connection_closed() {
     let _wd = util::watchdog("sends_after_close", 10);
     let cx = Context::new(ContextOptions::default()).unwrap();
     let log: Rc<RefCell<Vec<String>>> = Rc::default();
-    let closes = Rc::new(Cell::new(0));
-    let stop = cx.handle();
-    let (l0, c0, stop0) = (log.clone(), closes.clone(), stop.clone());
+    let done = stop_after(&cx, 2);
+    let (l0, done0) = (log.clone(), done.clone());
     let port = cx
         .listen(
             ListenOptions::new(0),
@@ -158,14 +214,11 @@ fn sends_after_close_and_after_on_close_are_connection_closed() {
                     code.0,
                     try_all_sends(conn)
                 ));
-                c0.set(c0.get() + 1);
-                if c0.get() == 2 {
-                    let _ = stop0.stop();
-                }
+                done0();
             }),
         )
         .unwrap();
-    let (l1, l2, c1) = (log.clone(), log.clone(), closes.clone());
+    let (l1, l2) = (log.clone(), log.clone());
     let conn = cx
         .connect(
             ConnectOptions::new(url(port)),
@@ -187,10 +240,7 @@ fn sends_after_close_and_after_on_close_are_connection_closed() {
                         conn.state(),
                         try_all_sends(conn)
                     ));
-                    c1.set(c1.get() + 1);
-                    if c1.get() == 2 {
-                        let _ = stop.stop();
-                    }
+                    done();
                 }),
         )
         .unwrap();
@@ -342,24 +392,7 @@ fn control_calls_on_closed_connections_are_silent() {
     assert_eq!(conn.state(), State::Destroyed);
 
     // The context is unharmed: another connection echoes.
-    let stop = cx.handle();
-    let echoed = Rc::new(Cell::new(false));
-    let e = echoed.clone();
-    cx.connect(
-        ConnectOptions::new(url(port)),
-        Callbacks::new()
-            .on_connect(|conn, _| conn.send_text("still here").unwrap())
-            .on_message(move |conn, msg| {
-                e.set(msg.as_bytes() == b"still here");
-                conn.close(CloseCode::NORMAL, "");
-            })
-            .on_close(move |_, _, _| {
-                let _ = stop.stop();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    assert!(echoed.get());
+    assert!(echoes(&cx, port, "still here"));
     // Exactly one on_close, with the first code; nothing else.
     assert_eq!(*events.borrow(), vec!["close 4003 Closed".to_string()]);
 }
@@ -429,50 +462,22 @@ fn a_panic_in_on_message_is_caught_and_the_connection_goes_on() {
     let _wd = util::watchdog("panic_on_message", 10);
     quiet_deliberate_panics();
     let cx = Context::new(ContextOptions::default()).unwrap();
-    let done = stop_after(&cx, 2);
-    let done2 = done.clone();
-    let server_closes: Rc<RefCell<Vec<u16>>> = Rc::default();
-    let sc = server_closes.clone();
-    let port = cx
-        .listen(
-            ListenOptions::new(0),
-            Callbacks::new()
-                .on_message(|conn, msg| {
-                    if msg.as_bytes() == b"boom" {
-                        panic!("{DELIBERATE} in on_message");
-                    }
-                    conn.send(msg).unwrap();
-                })
-                .on_close(move |_, code, _| {
-                    sc.borrow_mut().push(code.0);
-                    done();
-                }),
-        )
-        .unwrap();
-    let got: Rc<RefCell<Vec<String>>> = Rc::default();
-    let (g1, g2) = (got.clone(), got.clone());
-    cx.connect(
-        ConnectOptions::new(url(port)),
-        Callbacks::new()
-            .on_connect(|conn, _| {
-                conn.send_text("boom").unwrap();
-                conn.send_text("after").unwrap();
-            })
-            .on_message(move |conn, msg| {
-                g1.borrow_mut()
-                    .push(String::from_utf8(msg.into_bytes()).unwrap());
-                conn.close(CloseCode::NORMAL, "");
-            })
-            .on_close(move |_, code, _| {
-                g2.borrow_mut().push(format!("closed {}", code.0));
-                done2();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    assert_eq!(*got.borrow(), vec!["after", "closed 1000"]);
+    let (log, _) = run_pair(
+        &cx,
+        Callbacks::new().on_message(|conn, msg| {
+            if msg.as_bytes() == b"boom" {
+                panic!("{DELIBERATE} in on_message");
+            }
+            conn.send(msg).unwrap();
+        }),
+        Callbacks::new().on_connect(|conn, _| {
+            conn.send_text("boom").unwrap();
+            conn.send_text("after").unwrap();
+        }),
+    );
+    assert_eq!(log.client, vec!["after", "closed 1000"]);
     // The server connection ended cleanly, not abnormally.
-    assert_eq!(*server_closes.borrow(), vec![1000]);
+    assert_eq!(log.server_closes, vec![1000]);
 }
 
 #[test]
@@ -510,24 +515,7 @@ fn a_panic_in_on_error_does_not_recurse_or_abort() {
     // The loop goes on: a good connection on the same context completes,
     // and the failed one's on_error did not run again.
     let port = echo_listener(&cx);
-    let stop = cx.handle();
-    let echoed = Rc::new(Cell::new(false));
-    let ok = echoed.clone();
-    cx.connect(
-        ConnectOptions::new(url(port)),
-        Callbacks::new()
-            .on_connect(|conn, _| conn.send_text("hi").unwrap())
-            .on_message(move |conn, msg| {
-                ok.set(msg.as_bytes() == b"hi");
-                conn.close(CloseCode::NORMAL, "");
-            })
-            .on_close(move |_, _, _| {
-                let _ = stop.stop();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    assert!(echoed.get());
+    assert!(echoes(&cx, port, "hi"));
     assert_eq!(errors.get(), 1, "on_error ran once");
     assert_eq!(closes.get(), 0, "no on_close after on_error");
     assert_eq!(failed.state(), State::Destroyed);
@@ -538,46 +526,18 @@ fn a_panic_in_on_connect_leaves_the_connection_usable() {
     let _wd = util::watchdog("panic_on_connect", 10);
     quiet_deliberate_panics();
     let cx = Context::new(ContextOptions::default()).unwrap();
-    let done = stop_after(&cx, 2);
-    let done2 = done.clone();
-    let server_closes: Rc<RefCell<Vec<u16>>> = Rc::default();
-    let sc = server_closes.clone();
-    let port = cx
-        .listen(
-            ListenOptions::new(0),
-            Callbacks::new()
-                .on_connect(|_, _| panic!("{DELIBERATE} in the server's on_connect"))
-                .on_message(|conn, msg| conn.send(msg).unwrap())
-                .on_close(move |_, code, _| {
-                    sc.borrow_mut().push(code.0);
-                    done();
-                }),
-        )
-        .unwrap();
-    let got: Rc<RefCell<Vec<String>>> = Rc::default();
-    let (g1, g2) = (got.clone(), got.clone());
-    let conn = cx
-        .connect(
-            ConnectOptions::new(url(port)),
-            Callbacks::new()
-                .on_connect(|conn, _| {
-                    conn.send_text("sent before the panic").unwrap();
-                    panic!("{DELIBERATE} in the client's on_connect");
-                })
-                .on_message(move |conn, msg| {
-                    g1.borrow_mut()
-                        .push(String::from_utf8(msg.into_bytes()).unwrap());
-                    conn.close(CloseCode::NORMAL, "");
-                })
-                .on_close(move |_, code, _| {
-                    g2.borrow_mut().push(format!("closed {}", code.0));
-                    done2();
-                }),
-        )
-        .unwrap();
-    cx.run().unwrap();
-    assert_eq!(*got.borrow(), vec!["sent before the panic", "closed 1000"]);
-    assert_eq!(*server_closes.borrow(), vec![1000]);
+    let (log, conn) = run_pair(
+        &cx,
+        Callbacks::new()
+            .on_connect(|_, _| panic!("{DELIBERATE} in the server's on_connect"))
+            .on_message(|conn, msg| conn.send(msg).unwrap()),
+        Callbacks::new().on_connect(|conn, _| {
+            conn.send_text("sent before the panic").unwrap();
+            panic!("{DELIBERATE} in the client's on_connect");
+        }),
+    );
+    assert_eq!(log.client, vec!["sent before the panic", "closed 1000"]);
+    assert_eq!(log.server_closes, vec![1000]);
     assert_eq!(conn.state(), State::Destroyed);
 }
 
@@ -589,15 +549,13 @@ fn state_moves_from_connecting_to_destroyed() {
     let server_log: Log = Rc::default();
     let client_log: Log = Rc::default();
     let server_conn: Rc<RefCell<Option<Connection>>> = Rc::default();
-    let stop = cx.handle();
-    let closes = Rc::new(Cell::new(0));
-    let (s1, s2, s3, sconn, c0, stop0) = (
+    let done = stop_after(&cx, 2);
+    let (s1, s2, s3, sconn, done0) = (
         server_log.clone(),
         server_log.clone(),
         server_log.clone(),
         server_conn.clone(),
-        closes.clone(),
-        stop.clone(),
+        done.clone(),
     );
     let port = cx
         .listen(
@@ -613,10 +571,7 @@ fn state_moves_from_connecting_to_destroyed() {
                 })
                 .on_close(move |conn, _, _| {
                     s3.borrow_mut().push(("close", snapshot(conn)));
-                    c0.set(c0.get() + 1);
-                    if c0.get() == 2 {
-                        let _ = stop0.stop();
-                    }
+                    done0();
                 }),
         )
         .unwrap();
@@ -632,10 +587,7 @@ fn state_moves_from_connecting_to_destroyed() {
                 })
                 .on_close(move |conn, _, _| {
                     l2.borrow_mut().push(("close", snapshot(conn)));
-                    closes.set(closes.get() + 1);
-                    if closes.get() == 2 {
-                        let _ = stop.stop();
-                    }
+                    done();
                 }),
         )
         .unwrap();

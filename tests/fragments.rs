@@ -9,18 +9,19 @@
 mod util;
 
 use lws::{
-    Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Error, Fragment, Handle,
-    ListenOptions, Message, ReceiveMode,
+    Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Error, Fragment, ListenOptions,
+    Message, ReceiveMode,
 };
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
-use tungstenite::Message as TMessage;
+use tungstenite::{Message as TMessage, WebSocket};
+use util::{url, Failures};
 
 /// A text message cut so that one piece ends inside a two-byte UTF-8
 /// character ("é" = C3 A9): the receiver must join the bytes exactly.
@@ -58,33 +59,31 @@ fn send_both_in_pieces(conn: &lws::Connection) -> lws::Result<()> {
     Ok(())
 }
 
-/// Failures seen inside callbacks; the first one also stops the loop.
-#[derive(Clone)]
-struct Failures {
-    list: Rc<RefCell<Vec<String>>>,
-    stop: Handle,
-}
-
-impl Failures {
-    fn new(stop: Handle) -> Self {
-        Failures {
-            list: Rc::default(),
-            stop,
-        }
-    }
-
-    fn push(&self, what: impl Into<String>) {
-        self.list.borrow_mut().push(what.into());
-        let _ = self.stop.stop();
-    }
-
-    fn assert_none(&self) {
-        assert!(self.list.borrow().is_empty(), "{:?}", self.list.borrow());
-    }
-}
-
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/")
+/// Runs our client with `options` on a fresh context until its on_close:
+/// the callbacks `client` makes from the failures list, plus an on_error
+/// that is a failure; then checks there was none. Returns the codes
+/// on_close reported.
+fn run_our_client(
+    options: ConnectOptions,
+    client: impl FnOnce(&Failures) -> Callbacks,
+) -> Vec<u16> {
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let stop = cx.handle();
+    let failures = Failures::new(stop.clone());
+    let closes: Rc<RefCell<Vec<u16>>> = Rc::default();
+    let (c, f) = (closes.clone(), failures.clone());
+    let callbacks = client(&failures)
+        .on_error(move |_, e| f.push(format!("on_error: {e}")))
+        .on_close(move |_, code, _| {
+            c.borrow_mut().push(code.0);
+            let _ = stop.stop();
+        });
+    cx.connect(options, callbacks).unwrap();
+    cx.run().unwrap();
+    drop(cx);
+    failures.assert_none();
+    let closes = closes.borrow().clone();
+    closes
 }
 
 #[test]
@@ -262,28 +261,16 @@ fn fragmented_sends_reach_tungstenite_as_one_message_each() {
         let _ = tx.send(report);
     });
 
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
-    let failures = Failures::new(stop.clone());
-    let (f1, f2) = (failures.clone(), failures.clone());
-    cx.connect(
-        ConnectOptions::new(url(port)),
+    run_our_client(ConnectOptions::new(url(port)), |failures| {
+        let f = failures.clone();
         Callbacks::new()
             .on_connect(move |conn, _| {
                 if let Err(e) = send_both_in_pieces(conn) {
-                    f1.push(format!("send: {e}"));
+                    f.push(format!("send: {e}"));
                 }
             })
             .on_message(|conn, _ack| conn.close(CloseCode::NORMAL, "done"))
-            .on_error(move |_, e| f2.push(format!("on_error: {e}")))
-            .on_close(move |_, _, _| {
-                let _ = stop.stop();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    drop(cx);
-    failures.assert_none();
+    });
 
     let report = rx.recv().unwrap();
     assert_eq!(report.error, None);
@@ -467,6 +454,23 @@ fn await_close<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) -> Option<u1
     code
 }
 
+/// A tungstenite server for one connection on a free port: it accepts,
+/// calls `write`, then reads until the connection ends. Returns the port
+/// and a thread giving the code of the close frame it got.
+fn tungstenite_server(
+    write: impl FnOnce(&mut WebSocket<TcpStream>) -> Result<(), String> + Send + 'static,
+) -> (u16, JoinHandle<Result<Option<u16>, String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        let mut ws = tungstenite::accept(stream).map_err(|e| format!("handshake: {e}"))?;
+        write(&mut ws)?;
+        Ok(await_close(&mut ws))
+    });
+    (port, server)
+}
+
 /// tungstenite client: sends the peer messages in pieces, reads the server's
 /// whole-message echoes, closes. Returns the echoes.
 fn fragmenting_client(port: u16) -> Result<Vec<TMessage>, String> {
@@ -538,40 +542,23 @@ fn our_server_reassembles_a_peers_fragments() {
 #[test]
 fn our_client_reassembles_a_peers_fragments() {
     let _wd = util::watchdog("our_client_reassembles", 30);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || -> Result<Option<u16>, String> {
-        let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        let mut ws = tungstenite::accept(stream).map_err(|e| format!("handshake: {e}"))?;
+    let (port, server) = tungstenite_server(|ws| {
         for (i, (message, pieces)) in peer_messages().iter().enumerate() {
-            write_pieces(&mut ws, message.is_binary(), pieces, i == 0)
+            write_pieces(ws, message.is_binary(), pieces, i == 0)
                 .map_err(|e| format!("write #{i}: {e}"))?;
         }
-        Ok(await_close(&mut ws))
+        Ok(())
     });
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
-    let failures = Failures::new(stop.clone());
     let got: Rc<RefCell<Vec<Message>>> = Rc::default();
-    let (g, f) = (got.clone(), failures.clone());
-    cx.connect(
-        ConnectOptions::new(url(port)),
-        Callbacks::new()
-            .on_message(move |conn, m| {
-                g.borrow_mut().push(m);
-                if g.borrow().len() == 3 {
-                    conn.close(CloseCode::NORMAL, "");
-                }
-            })
-            .on_error(move |_, e| f.push(format!("on_error: {e}")))
-            .on_close(move |_, _, _| {
-                let _ = stop.stop();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    drop(cx);
-    failures.assert_none();
+    let g = got.clone();
+    run_our_client(ConnectOptions::new(url(port)), |_| {
+        Callbacks::new().on_message(move |conn, m| {
+            g.borrow_mut().push(m);
+            if g.borrow().len() == 3 {
+                conn.close(CloseCode::NORMAL, "");
+            }
+        })
+    });
     let expected: Vec<Message> = peer_messages().into_iter().map(|(m, _)| m).collect();
     assert_eq!(*got.borrow(), expected);
     assert_eq!(server.join().unwrap(), Ok(Some(1000)));
@@ -621,41 +608,20 @@ fn our_server_closes_with_1009_when_fragments_add_up_past_the_limit() {
 #[test]
 fn our_client_closes_with_1009_when_fragments_add_up_past_the_limit() {
     let _wd = util::watchdog("client_fragments_too_big", 30);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || -> Result<Option<u16>, String> {
-        let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        let mut ws = tungstenite::accept(stream).map_err(|e| format!("handshake: {e}"))?;
-        write_pieces(&mut ws, false, &oversized_pieces(), false)
-            .map_err(|e| format!("write: {e}"))?;
-        Ok(await_close(&mut ws))
+    let (port, server) = tungstenite_server(|ws| {
+        write_pieces(ws, false, &oversized_pieces(), false).map_err(|e| format!("write: {e}"))
     });
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
-    let failures = Failures::new(stop.clone());
     let messages = Rc::new(Cell::new(0));
-    let closes: Rc<RefCell<Vec<u16>>> = Rc::default();
-    let (m, c, f) = (messages.clone(), closes.clone(), failures.clone());
+    let m = messages.clone();
     let mut options = ConnectOptions::new(url(port));
     options.max_message_size = 100;
-    cx.connect(
-        options,
-        Callbacks::new()
-            .on_message(move |_, _| m.set(m.get() + 1))
-            .on_error(move |_, e| f.push(format!("on_error: {e}")))
-            .on_close(move |_, code, _| {
-                c.borrow_mut().push(code.0);
-                let _ = stop.stop();
-            }),
-    )
-    .unwrap();
-    cx.run().unwrap();
-    drop(cx);
-    failures.assert_none();
+    let closes = run_our_client(options, |_| {
+        Callbacks::new().on_message(move |_, _| m.set(m.get() + 1))
+    });
     assert_eq!(server.join().unwrap(), Ok(Some(1009)));
     assert_eq!(messages.get(), 0, "the oversized message was delivered");
     // We closed first: on_close reports the code we sent.
-    assert_eq!(*closes.borrow(), vec![1009]);
+    assert_eq!(closes, vec![1009]);
 }
 
 // ---- ReceiveMode::Fragments, and max_message_size on large messages ----

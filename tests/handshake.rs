@@ -10,169 +10,20 @@
 mod util;
 
 use lws::{
-    Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Error, Handle, Handshake,
-    ListenOptions, Message, Proxy, State,
+    Callbacks, CloseCode, Context, ContextOptions, Error, Handshake, ListenOptions, Message, State,
 };
 use std::cell::RefCell;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::thread;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::Message as TMessage;
+use util::http::{raw_exchange, response_head, upgrade_request};
+use util::{connect_options, stop_when_gone, Server};
 
 // ---- helpers ----
-
-/// An lws server on its own thread (so blocking raw or tungstenite clients
-/// can run on the test thread); stopped on drop.
-struct Server {
-    port: u16,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Listens with `options` and the handler `build` makes on the loop
-    /// thread (closures there need not be Send).
-    fn start(options: ListenOptions, build: impl FnOnce() -> Callbacks + Send + 'static) -> Server {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let cx = Context::new(ContextOptions::default()).expect("server context");
-            let port = cx.listen(options, build()).expect("listen");
-            tx.send((port, cx.handle())).expect("report port");
-            cx.run().expect("server loop");
-        });
-        let (port, handle) = rx.recv().expect("server started");
-        Server {
-            port,
-            handle,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A plain HTTP response read to EOF from a raw socket.
-#[derive(Debug)]
-struct HttpResponse {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// The first value of header `name` (case-insensitive).
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Checks the framing of a rejection: Content-Length names exactly the
-    /// bytes that came before EOF, and the server says it closes.
-    fn assert_complete(&self) {
-        let length = self
-            .header("Content-Length")
-            .unwrap_or_else(|| panic!("no Content-Length in {self:?}"));
-        assert_eq!(
-            length.parse::<usize>().expect("numeric Content-Length"),
-            self.body.len(),
-            "Content-Length must cover the body exactly, then EOF: {self:?}"
-        );
-        assert_eq!(self.header("Connection"), Some("close"), "{self:?}");
-    }
-}
-
-/// The standard headers of a valid version-13 upgrade request.
-const UPGRADE_HEADERS: &[(&str, &str)] = &[
-    ("Host", "127.0.0.1"),
-    ("Upgrade", "websocket"),
-    ("Connection", "Upgrade"),
-    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ("Sec-WebSocket-Version", "13"),
-];
-
-/// An upgrade request for `path`: the standard headers except those named
-/// in `omit`, with `extra` replacing a standard header of the same name or
-/// added at the end.
-fn upgrade_request(path: &str, omit: &[&str], extra: &[(&str, &str)]) -> String {
-    let mut request = format!("GET {path} HTTP/1.1\r\n");
-    for (name, value) in UPGRADE_HEADERS {
-        if omit.iter().any(|o| o.eq_ignore_ascii_case(name)) {
-            continue;
-        }
-        let value = extra
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or(*value, |(_, v)| *v);
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    for (name, value) in extra {
-        if !UPGRADE_HEADERS
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    request.push_str("\r\n");
-    request
-}
-
-/// Writes `request` on a fresh socket and reads the answer to EOF (a
-/// rejection must end with the server closing; the timeout turns a server
-/// that keeps the socket open into a failure, not a hang).
-fn raw_exchange(port: u16, request: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .expect("the server must close the connection after its response");
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> HttpResponse {
-    assert!(
-        !raw.is_empty(),
-        "the server closed the connection without any HTTP response"
-    );
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default().to_string();
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l
-                .split_once(':')
-                .unwrap_or_else(|| panic!("bad header line {l:?}"));
-            (n.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    HttpResponse {
-        status_line,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    }
-}
 
 /// A tungstenite client on `url` that sends `text` and returns the echo,
 /// then closes.
@@ -185,28 +36,6 @@ fn tungstenite_echo(request: impl IntoClientRequest, text: &str) -> String {
     };
     let _ = ws.close(None);
     echo
-}
-
-/// Connect options for a local url, never through a proxy from the
-/// environment.
-fn connect_options(url: String) -> ConnectOptions {
-    let mut options = ConnectOptions::new(url);
-    options.proxy = Proxy::None;
-    options
-}
-
-/// Stops the loop once connection `id` no longer exists (so nothing it
-/// could still report, such as a stray on_close, is missed), or after a
-/// bounded number of loop turns.
-fn stop_when_gone(handle: Handle, id: u64, turns_left: u32) {
-    let h = handle.clone();
-    let _ = handle.run_on_loop(move |cx| {
-        if cx.connection(id).is_none() || turns_left == 0 {
-            cx.stop();
-        } else {
-            stop_when_gone(h, id, turns_left - 1);
-        }
-    });
 }
 
 fn echo_on_message(conn: &lws::Connection, msg: Message) {
@@ -620,13 +449,13 @@ fn data_set_in_on_handshake_stays_with_its_connection() {
         .unwrap();
 
     let replies: Rc<RefCell<Vec<String>>> = Rc::default();
-    let finished = Rc::new(RefCell::new(0));
+    // Stops once both clients closed.
+    let finished = util::stop_after(&cx, 2);
     for user in ["ann", "bob"] {
         let mut connect = connect_options(format!("ws://127.0.0.1:{port}/"));
         connect.headers = vec![("X-User".into(), user.into())];
         let (r, r2) = (replies.clone(), replies.clone());
         let done = finished.clone();
-        let stop = cx.handle();
         let got = Rc::new(RefCell::new(0));
         cx.connect(
             connect,
@@ -644,12 +473,7 @@ fn data_set_in_on_handshake_stays_with_its_connection() {
                     }
                 })
                 .on_error(move |_, e| r2.borrow_mut().push(format!("error {e}")))
-                .on_close(move |_, _, _| {
-                    *done.borrow_mut() += 1;
-                    if *done.borrow() == 2 {
-                        let _ = stop.stop();
-                    }
-                }),
+                .on_close(move |_, _, _| done()),
         )
         .unwrap();
     }
@@ -696,25 +520,12 @@ fn counting_server() -> (Server, mpsc::Receiver<String>) {
 }
 
 /// A valid request reaches on_handshake: proves the counter can count (the
-/// server answers 101; we only read its head, the socket stays open).
+/// server answers 101; we read only its head, up to the blank line).
 fn assert_valid_request_reaches_handler(port: u16, calls: &mpsc::Receiver<String>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(upgrade_request("/valid", &[], &[]).as_bytes())
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("101 response");
-        head.push(byte[0]);
-    }
+    let head = response_head(port, &upgrade_request("/valid", &[], &[]));
     assert!(
-        head.starts_with(b"HTTP/1.1 101 "),
-        "{:?}",
-        String::from_utf8_lossy(&head)
+        head.starts_with("HTTP/1.1 101 ") && head.ends_with("\r\n\r\n"),
+        "{head:?}"
     );
     assert_eq!(calls.try_recv().as_deref(), Ok("/valid"));
 }
@@ -837,23 +648,16 @@ fn our_client_sees_a_tungstenite_servers_response_headers() {
 
 // ---- requests and answers lws alone would mishandle ----
 
-/// Sends `request` and returns the head of the answer (up to the blank
-/// line), or everything that came before EOF if there is no blank line.
-fn response_head(port: u16, request: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break, // EOF (or timeout): what came so far
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
+/// `request` is answered 400 without on_handshake being asked.
+fn assert_400_without_the_handler(request: &str) {
+    let (server, calls) = counting_server();
+    let head = response_head(server.port, request);
+    let called = calls.try_recv().ok();
+    assert!(
+        head.starts_with("HTTP/1.1 400 "),
+        "expected a 400, got {head:?} (on_handshake called for {called:?})"
+    );
+    assert_eq!(called, None, "on_handshake was called");
 }
 
 // lws hangs up without a response when Host is missing (after the handler
@@ -861,14 +665,7 @@ fn response_head(port: u16, request: &str) -> String {
 #[test]
 fn missing_host_is_answered_400_without_the_handler() {
     let _wd = util::watchdog("missing_host_is_answered_400_without_the_handler", 30);
-    let (server, calls) = counting_server();
-    let head = response_head(server.port, &upgrade_request("/nohost", &["Host"], &[]));
-    let called = calls.try_recv().ok();
-    assert!(
-        head.starts_with("HTTP/1.1 400 "),
-        "expected a 400, got {head:?} (on_handshake called for {called:?})"
-    );
-    assert_eq!(called, None, "on_handshake was called");
+    assert_400_without_the_handler(&upgrade_request("/nohost", &["Host"], &[]));
 }
 
 // lws hangs up without a response on a key of 128 bytes or more; a key
@@ -877,18 +674,12 @@ fn missing_host_is_answered_400_without_the_handler() {
 #[test]
 fn an_overlong_key_is_answered_400_without_the_handler() {
     let _wd = util::watchdog("an_overlong_key_is_answered_400_without_the_handler", 30);
-    let (server, calls) = counting_server();
     let key = "A".repeat(200);
-    let head = response_head(
-        server.port,
-        &upgrade_request("/longkey", &[], &[("Sec-WebSocket-Key", &key)]),
-    );
-    let called = calls.try_recv().ok();
-    assert!(
-        head.starts_with("HTTP/1.1 400 "),
-        "expected a 400, got {head:?} (on_handshake called for {called:?})"
-    );
-    assert_eq!(called, None, "on_handshake was called");
+    assert_400_without_the_handler(&upgrade_request(
+        "/longkey",
+        &[],
+        &[("Sec-WebSocket-Key", &key)],
+    ));
 }
 
 // Response splitting: a header value with a line break (static or from

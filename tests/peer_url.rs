@@ -6,9 +6,10 @@
 
 mod util;
 
-use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions, Proxy};
+use lws::{Callbacks, CloseCode, Context, ContextOptions, ListenOptions};
 use std::cell::RefCell;
 use std::rc::Rc;
+use util::connect_options;
 
 /// What one client/server round trip showed.
 #[derive(Debug, Default)]
@@ -70,10 +71,9 @@ fn try_round_trip(listen: ListenOptions, url: impl FnOnce(u16) -> String) -> lws
             o3.borrow_mut().error = Some(e.to_string());
             let _ = stop2.stop();
         });
-    let mut options = ConnectOptions::new(url(port));
     // Straight to the listener, whatever the environment says.
-    options.proxy = Proxy::None;
-    cx.connect(options, client).expect("connect");
+    cx.connect(connect_options(url(port)), client)
+        .expect("connect");
     cx.run().unwrap();
     drop(cx);
     Ok(Rc::try_unwrap(out).unwrap().into_inner())
@@ -223,9 +223,7 @@ fn unusable_urls_fail_in_connect_without_any_callback() {
             .on_message(move |_, _| e2.borrow_mut().push("message".into()))
             .on_close(move |_, _, _| e3.borrow_mut().push("close".into()))
             .on_error(move |_, e| e4.borrow_mut().push(format!("error for {u:?}: {e}")));
-        let mut options = ConnectOptions::new(url.clone());
-        options.proxy = Proxy::None;
-        let r = cx.connect(options, handler);
+        let r = cx.connect(connect_options(url.clone()), handler);
         assert!(matches!(r, Err(lws::Error::Url(_))), "{url:?}: {r:?}");
     }
 
@@ -238,9 +236,7 @@ fn unusable_urls_fail_in_connect_without_any_callback() {
         .on_close(move |_, _, _| {
             let _ = stop.stop();
         });
-    let mut options = ConnectOptions::new(format!("ws://127.0.0.1:{port}/"));
-    options.proxy = Proxy::None;
-    cx.connect(options, good).unwrap();
+    cx.connect(connect_options(util::url(port)), good).unwrap();
     cx.run().unwrap();
     assert!(events.borrow().is_empty(), "{:?}", events.borrow());
 }

@@ -12,7 +12,7 @@ const COUNT: usize = 10_000;
 #[test]
 fn ten_thousand_pipelined_messages_arrive_in_order() {
     let _wd = util::watchdog("pipelined", 60);
-    let server = util::EchoServer::start();
+    let server = util::Server::echo();
     let cx = Context::new(ContextOptions::default()).unwrap();
     let received: Rc<RefCell<Vec<String>>> = Rc::default();
     let rx = received.clone();

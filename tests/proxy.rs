@@ -8,19 +8,15 @@
 mod util;
 
 use lws::{
-    Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Error, ListenOptions, Message,
-    Proxy, ServerTls,
+    Callbacks, ConnectOptions, Context, ContextOptions, Error, ListenOptions, Message, Proxy,
+    ServerTls,
 };
-use std::cell::RefCell;
 use std::net::TcpListener;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::{PoisonError, RwLock};
+use util::echo_log::{self, echoed};
 use util::proxy::ConnectProxy;
 use util::tls::TestPki;
-use util::EchoServer;
+use util::Server;
 
 /// The environment is process-wide and tests run in parallel: the one test
 /// that changes it holds this for writing, every other test for reading,
@@ -35,106 +31,11 @@ fn messages() -> Vec<Message> {
     ]
 }
 
-/// What a successful echo run logs.
-fn echoed() -> Vec<String> {
-    vec![
-        "connected".to_string(),
-        "echo 0 ok".into(),
-        "echo 1 ok".into(),
-        "closed 1000".into(),
-    ]
-}
-
-/// Ends `cx`'s run once connection `id` is gone from the context, so a
-/// connection that vanished without on_error or on_close fails its test
-/// instead of hanging it. A helper thread asks the loop every 20 ms; it
-/// stops when dropped.
-struct GoneWatch {
-    done: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl GoneWatch {
-    fn start(cx: &Context, id: u64) -> GoneWatch {
-        let handle = cx.handle();
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        let thread = std::thread::spawn(move || {
-            while !d.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-                let _ = handle.run_on_loop(move |cx| {
-                    if cx.connection(id).is_none() {
-                        cx.stop();
-                    }
-                });
-            }
-        });
-        GoneWatch {
-            done,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for GoneWatch {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Runs one client in a fresh context until it closes or fails: it sends
-/// `messages()` on connect and closes once all came back. Logs
-/// "connected", "echo I ok" (or how it differs), "error: ..." and
-/// "closed CODE"; "vanished" if the connection went away without either.
+/// `messages()` on connect and closes once all came back. The log is
+/// [`echo_log::run_client`]'s.
 fn run_client(options: ConnectOptions) -> Vec<String> {
-    let cx = Context::new(ContextOptions::default()).expect("client context");
-    let log: Rc<RefCell<Vec<String>>> = Rc::default();
-    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
-    let (stop1, stop2) = (cx.handle(), cx.handle());
-    let sent = messages();
-    let mut received = 0;
-    let callbacks = Callbacks::new()
-        .on_connect(move |conn, _| {
-            l1.borrow_mut().push("connected".into());
-            for m in messages() {
-                conn.send(m).expect("send");
-            }
-        })
-        .on_message(move |conn, msg| {
-            let i = received;
-            received += 1;
-            l2.borrow_mut().push(match sent.get(i) {
-                Some(m) if *m == msg => format!("echo {i} ok"),
-                Some(m) => format!("echo {i} differs: sent {m:?}, got {msg:?}"),
-                None => format!("unexpected message {i}: {msg:?}"),
-            });
-            if received == sent.len() {
-                conn.close(CloseCode::NORMAL, "");
-            }
-        })
-        .on_error(move |_, e| {
-            l3.borrow_mut().push(format!("error: {e}"));
-            stop1.stop().unwrap();
-        })
-        .on_close(move |_, code, _| {
-            l4.borrow_mut().push(format!("closed {}", code.0));
-            stop2.stop().unwrap();
-        });
-    let conn = cx.connect(options, callbacks).expect("connect");
-    let watch = GoneWatch::start(&cx, conn.id());
-    cx.run().expect("client loop");
-    drop(watch);
-    let mut out = log.borrow().clone();
-    if !out
-        .last()
-        .is_some_and(|l| l.starts_with("error: ") || l.starts_with("closed "))
-    {
-        out.push("vanished".into());
-    }
-    out
+    echo_log::run_client(options, messages())
 }
 
 fn via(url: String, proxy: Proxy) -> ConnectOptions {
@@ -153,10 +54,10 @@ fn dead_port() -> u16 {
 fn an_explicit_proxy_carries_the_connection() {
     let _wd = util::watchdog("an_explicit_proxy_carries_the_connection", 30);
     let _env = ENV.read().unwrap_or_else(PoisonError::into_inner);
-    let server = EchoServer::start();
+    let server = Server::echo();
     let proxy = ConnectProxy::start();
     let log = run_client(via(server.url(), Proxy::Http(proxy.addr())));
-    assert_eq!(log, echoed());
+    assert_eq!(log, echoed(2));
     let target = format!("127.0.0.1:{}", server.port);
     assert_eq!(proxy.requests(), vec![target.clone()]);
     // No credentials, no Proxy-Authorization.
@@ -167,7 +68,7 @@ fn an_explicit_proxy_carries_the_connection() {
         server.url(),
         Proxy::Http(format!("http://{}/", proxy.addr())),
     ));
-    assert_eq!(log, echoed());
+    assert_eq!(log, echoed(2));
     assert_eq!(proxy.requests(), vec![target.clone(), target]);
 }
 
@@ -175,13 +76,13 @@ fn an_explicit_proxy_carries_the_connection() {
 fn proxy_credentials_become_basic_auth() {
     let _wd = util::watchdog("proxy_credentials_become_basic_auth", 30);
     let _env = ENV.read().unwrap_or_else(PoisonError::into_inner);
-    let server = EchoServer::start();
+    let server = Server::echo();
     let proxy = ConnectProxy::start();
     let log = run_client(via(
         server.url(),
         Proxy::Http(format!("user:pass@{}", proxy.addr())),
     ));
-    assert_eq!(log, echoed());
+    assert_eq!(log, echoed(2));
     assert_eq!(proxy.requests(), vec![format!("127.0.0.1:{}", server.port)]);
     // base64("user:pass"). lws writes the scheme as "basic"; schemes are
     // case-insensitive (RFC 7235 section 2.1), the credentials are not.
@@ -202,13 +103,13 @@ fn wss_goes_through_the_proxy_with_verification() {
     let pki = TestPki::generate("proxy-wss");
     let mut listen = ListenOptions::new(0);
     listen.tls = Some(ServerTls::new(&pki.server_cert, &pki.server_key));
-    let server = EchoServer::start_with(listen);
+    let server = Server::echo_with(listen);
     let proxy = ConnectProxy::start();
     let url = format!("wss://localhost:{}/", server.port);
 
     let mut options = via(url.clone(), Proxy::Http(proxy.addr()));
     options.tls.ca_file = Some(pki.ca_cert.clone());
-    assert_eq!(run_client(options), echoed());
+    assert_eq!(run_client(options), echoed(2));
     // The tunnel is to the URL's host; TLS runs end to end inside it.
     assert_eq!(proxy.requests(), vec![format!("localhost:{}", server.port)]);
 
@@ -230,15 +131,15 @@ fn an_ipv6_target_goes_through_the_proxy_in_brackets() {
     let _env = ENV.read().unwrap_or_else(PoisonError::into_inner);
     let mut listen = ListenOptions::new(0);
     listen.host = "::1".into();
-    let server = EchoServer::start_with(listen);
+    let server = Server::echo_with(listen);
     let url = format!("ws://[::1]:{}/", server.port);
     // Direct, the IPv6 listener is reachable.
-    assert_eq!(run_client(via(url.clone(), Proxy::None)), echoed());
+    assert_eq!(run_client(via(url.clone(), Proxy::None)), echoed(2));
 
     let proxy = ConnectProxy::start();
     let log = run_client(via(url, Proxy::Http(proxy.addr())));
     assert_eq!(proxy.requests(), vec![format!("[::1]:{}", server.port)]);
-    assert_eq!(log, echoed());
+    assert_eq!(log, echoed(2));
 }
 
 /// The proxy variables, in both spellings.
@@ -306,7 +207,7 @@ fn the_environment_picks_the_proxy() {
     let _wd = util::watchdog("the_environment_picks_the_proxy", 30);
     let _env = ENV.write().unwrap_or_else(PoisonError::into_inner);
     let _saved = SavedEnv::clear();
-    let server = EchoServer::start();
+    let server = Server::echo();
     let target = format!("127.0.0.1:{}", server.port);
     let (p1, p2) = (ConnectProxy::start(), ConnectProxy::start());
     let (a1, a2) = (format!("http://{}", p1.addr()), p2.addr());
@@ -362,7 +263,7 @@ fn the_environment_picks_the_proxy() {
         let log = run_client(via(server.url(), proxy.clone()));
         clear_vars();
         let what = format!("step {i}: {vars:?} {proxy:?}, expected {route:?}");
-        assert_eq!(log, echoed(), "{what}");
+        assert_eq!(log, echoed(2), "{what}");
         match route {
             P1 => n1 += 1,
             P2 => n2 += 1,
@@ -379,7 +280,7 @@ fn the_environment_picks_the_proxy() {
 fn an_unreachable_proxy_is_an_error() {
     let _wd = util::watchdog("an_unreachable_proxy_is_an_error", 30);
     let _env = ENV.read().unwrap_or_else(PoisonError::into_inner);
-    let server = EchoServer::start();
+    let server = Server::echo();
     let proxy = format!("127.0.0.1:{}", dead_port());
     let log = run_client(via(server.url(), Proxy::Http(proxy)));
     assert_eq!(log.len(), 1, "{log:?}");

@@ -8,19 +8,14 @@
 
 mod util;
 
-use lws::{
-    Callbacks, ConnectOptions, Context, ContextOptions, Error, Handle, Handshake, ListenOptions,
-    Proxy,
-};
+use lws::{Callbacks, Context, ContextOptions, Error, Handshake, ListenOptions};
 use std::cell::RefCell;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
+use util::{connect_options, http, stop_when_gone, ServerThread};
 
 // ---- helpers ----
 
@@ -30,16 +25,13 @@ use tungstenite::http::HeaderValue;
 struct Server {
     ports: Vec<u16>,
     events: mpsc::Receiver<String>,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl Server {
     fn start(listeners: Vec<ListenOptions>) -> Server {
         let (tx, events) = mpsc::channel();
-        let (ready_tx, ready) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let cx = Context::new(ContextOptions::default()).expect("server context");
+        let (thread, ports) = ServerThread::start(move |cx| {
             let mut ports = Vec::new();
             for (i, options) in listeners.into_iter().enumerate() {
                 let (t1, t2) = (tx.clone(), tx.clone());
@@ -55,15 +47,12 @@ impl Server {
                     });
                 ports.push(cx.listen(options, callbacks).expect("listen"));
             }
-            ready_tx.send((ports, cx.handle())).expect("report ports");
-            cx.run().expect("server loop");
+            ports
         });
-        let (ports, handle) = ready.recv().expect("server started");
         Server {
             ports,
             events,
-            handle,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -85,32 +74,10 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn listener(protocols: &[&str]) -> ListenOptions {
     let mut options = ListenOptions::new(0);
     options.protocols = protocols.iter().map(|p| p.to_string()).collect();
     options
-}
-
-/// Stops the loop once connection `id` no longer exists, or after a
-/// bounded number of loop turns.
-fn stop_when_gone(handle: Handle, id: u64, turns_left: u32) {
-    let h = handle.clone();
-    let _ = handle.run_on_loop(move |cx| {
-        if cx.connection(id).is_none() || turns_left == 0 {
-            cx.stop();
-        } else {
-            stop_when_gone(h, id, turns_left - 1);
-        }
-    });
 }
 
 /// Connects our client (own context) to `port` + `path` offering
@@ -122,8 +89,7 @@ fn lws_client(port: u16, path: &str, protocols: &[&str]) -> Vec<String> {
     let events: Rc<RefCell<Vec<String>>> = Rc::default();
     let (e1, e2, e3) = (events.clone(), events.clone(), events.clone());
     let (stop, handle) = (cx.handle(), cx.handle());
-    let mut options = ConnectOptions::new(format!("ws://127.0.0.1:{port}{path}"));
-    options.proxy = Proxy::None;
+    let mut options = connect_options(format!("ws://127.0.0.1:{port}{path}"));
     options.protocols = protocols.iter().map(|p| p.to_string()).collect();
     cx.connect(
         options,
@@ -178,31 +144,13 @@ fn tungstenite_client(port: u16, path: &str, offer: Option<&str>) -> Result<Opti
 /// Sends a raw upgrade request with `Sec-WebSocket-Protocol: offer` and
 /// reads the answer to EOF: (status line, Content-Length, body).
 fn raw_offer(port: u16, offer: &str) -> (String, Option<usize>, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    let request = format!(
-        "GET /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {offer}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .expect("the server must close the connection after a refusal");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default().to_string();
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim().parse().expect("numeric Content-Length"));
-    (status, length, body.to_string())
+    let request = http::upgrade_request("/raw", &[], &[("Sec-WebSocket-Protocol", offer)]);
+    let response = http::raw_exchange(port, &request);
+    let length = response
+        .header("Content-Length")
+        .map(|v| v.parse().expect("numeric Content-Length"));
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    (response.status_line, length, body)
 }
 
 // ---- negotiation ----
@@ -352,8 +300,7 @@ fn reserved_names_and_bad_tokens_are_invalid_options() {
             matches!(r, Err(Error::InvalidOption(_))),
             "listen protocol {bad:?}: {r:?}"
         );
-        let mut connect = ConnectOptions::new("ws://127.0.0.1:9/");
-        connect.proxy = Proxy::None;
+        let mut connect = connect_options("ws://127.0.0.1:9/");
         connect.protocols = vec![bad.to_string()];
         if bad.len() < 64 {
             let r = cx.connect(connect, Callbacks::new());

@@ -9,8 +9,8 @@
 mod util;
 
 use lws::{
-    Callbacks, ClientTls, CloseCode, ConnectOptions, Context, ContextOptions, Error, Handle,
-    ListenOptions, Message, ServerTls,
+    Callbacks, ClientTls, CloseCode, ConnectOptions, Context, ContextOptions, Error, ListenOptions,
+    Message, ServerTls,
 };
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
@@ -23,16 +23,16 @@ use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tungstenite::Message as TMessage;
+use util::echo_log::{echoed, run_client, GoneWatch};
 use util::tls::TestPki;
 
 /// The messages every echo test sends: a short text and a 1 MiB binary
@@ -44,44 +44,28 @@ fn messages() -> Vec<Message> {
     ]
 }
 
-/// What a successful echo run logs, for `n` messages.
-fn echoed(n: usize) -> Vec<String> {
-    let mut log = vec!["connected".to_string()];
-    log.extend((0..n).map(|i| format!("echo {i} ok")));
-    log.push("closed 1000".into());
-    log
-}
-
 /// An lws echo server in its own thread that reports each `on_connect`
 /// (server-side handshake completed) through a channel.
 struct Server {
     port: u16,
-    handle: Handle,
+    server: util::Server,
     connects: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
     fn start(options: ListenOptions) -> Server {
-        let (tx, rx) = mpsc::channel();
         let (connect_tx, connects) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let cx = Context::new(ContextOptions::default()).expect("server context");
-            let callbacks = Callbacks::new()
+        let server = util::Server::start(options, move || {
+            Callbacks::new()
                 .on_connect(move |_, _| {
                     let _ = connect_tx.send(());
                 })
-                .on_message(|conn, msg| conn.send(msg).expect("echo send"));
-            let port = cx.listen(options, callbacks).expect("listen");
-            tx.send((port, cx.handle())).expect("report port");
-            cx.run().expect("server loop");
+                .on_message(|conn, msg| conn.send(msg).expect("echo send"))
         });
-        let (port, handle) = rx.recv().expect("server started");
         Server {
-            port,
-            handle,
+            port: server.port,
+            server,
             connects,
-            thread: Some(thread),
         }
     }
 
@@ -93,11 +77,7 @@ impl Server {
 
     fn mtls(pki: &TestPki) -> Server {
         let mut options = ListenOptions::new(0);
-        options.tls = Some(ServerTls {
-            ca_file: Some(pki.ca_cert.clone()),
-            require_client_cert: true,
-            ..ServerTls::new(&pki.server_cert, &pki.server_key)
-        });
+        options.tls = Some(mtls_config(pki));
         Server::start(options)
     }
 
@@ -109,10 +89,7 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        let _ = self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            t.join().expect("server thread");
-        }
+        self.server.stop().expect("server thread");
     }
 }
 
@@ -122,106 +99,27 @@ impl Drop for Server {
     }
 }
 
-/// Ends `cx`'s run once all connections `ids` are gone from the context:
-/// a connection that vanishes without on_error or on_close (see
-/// `a_client_refused_after_its_tls_handshake_gets_on_error`) then fails
-/// its test instead of hanging it. A helper thread asks the loop every
-/// 20 ms; it stops when dropped.
-struct GoneWatch {
-    done: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl GoneWatch {
-    fn start(cx: &Context, ids: Vec<u64>) -> GoneWatch {
-        let handle = cx.handle();
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        let thread = thread::spawn(move || {
-            while !d.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(20));
-                let ids = ids.clone();
-                let _ = handle.run_on_loop(move |cx| {
-                    if ids.iter().all(|&id| cx.connection(id).is_none()) {
-                        cx.stop();
-                    }
-                });
-            }
-        });
-        GoneWatch {
-            done,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for GoneWatch {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Runs one client in a fresh context until it closes or fails. It sends
-/// `send` on connect and closes (1000) once every message came back. Logs
-/// "connected", "echo I ok" (or how echo I differs), "error: ..." and
-/// "closed CODE"; "vanished" if the connection went away without either.
-fn run_client(options: ConnectOptions, send: Vec<Message>) -> Vec<String> {
-    let cx = Context::new(ContextOptions::default()).expect("client context");
-    let log: Rc<RefCell<Vec<String>>> = Rc::default();
-    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
-    let (stop1, stop2) = (cx.handle(), cx.handle());
-    let to_send = send.clone();
-    let mut received = 0;
-    let callbacks = Callbacks::new()
-        .on_connect(move |conn, _| {
-            l1.borrow_mut().push("connected".into());
-            for m in &to_send {
-                conn.send(m.clone()).expect("send");
-            }
-            if to_send.is_empty() {
-                conn.close(CloseCode::NORMAL, "");
-            }
-        })
-        .on_message(move |conn, msg| {
-            let i = received;
-            received += 1;
-            l2.borrow_mut().push(match send.get(i) {
-                Some(m) if *m == msg => format!("echo {i} ok"),
-                Some(m) => format!("echo {i} differs: sent {m:?}, got {msg:?}"),
-                None => format!("unexpected message {i}: {msg:?}"),
-            });
-            if received == send.len() {
-                conn.close(CloseCode::NORMAL, "");
-            }
-        })
-        .on_error(move |_, e| {
-            l3.borrow_mut().push(format!("error: {e}"));
-            stop1.stop().unwrap();
-        })
-        .on_close(move |_, code, _| {
-            l4.borrow_mut().push(format!("closed {}", code.0));
-            stop2.stop().unwrap();
-        });
-    let conn = cx.connect(options, callbacks).expect("connect");
-    let watch = GoneWatch::start(&cx, vec![conn.id()]);
-    cx.run().expect("client loop");
-    drop(watch);
-    let mut out = log.borrow().clone();
-    if !out
-        .last()
-        .is_some_and(|l| l.starts_with("error: ") || l.starts_with("closed "))
-    {
-        out.push("vanished".into());
-    }
-    out
-}
-
 fn trusting(url: String, ca: &Path) -> ConnectOptions {
     let mut options = ConnectOptions::new(url);
     options.tls.ca_file = Some(ca.to_path_buf());
+    options
+}
+
+/// A listener's TLS that requires a client certificate from the test CA.
+fn mtls_config(pki: &TestPki) -> ServerTls {
+    ServerTls {
+        ca_file: Some(pki.ca_cert.clone()),
+        require_client_cert: true,
+        ..ServerTls::new(&pki.server_cert, &pki.server_key)
+    }
+}
+
+/// A client of `wss://localhost:port/` that trusts the test CA and sends
+/// the test client certificate.
+fn mtls_client(port: u16, pki: &TestPki) -> ConnectOptions {
+    let mut options = trusting(format!("wss://localhost:{port}/"), &pki.ca_cert);
+    options.tls.cert_file = Some(pki.client_cert.clone());
+    options.tls.key_file = Some(pki.client_key.clone());
     options
 }
 
@@ -269,10 +167,7 @@ fn wss_echo_by_name_and_by_address() {
 fn wss_echo_over_ipv6_with_verification() {
     let _wd = util::watchdog("wss_echo_over_ipv6_with_verification", 30);
     let pki = TestPki::generate("wss-ipv6");
-    let mut options = ListenOptions::new(0);
-    options.host = "::1".into();
-    options.tls = Some(ServerTls::new(&pki.server_cert, &pki.server_key));
-    let server = Server::start(options);
+    let server = ipv6_server(&pki.server_cert, &pki.server_key);
     let url = format!("wss://[::1]:{}/", server.port);
 
     // The connection itself works: without verification it echoes.
@@ -327,9 +222,7 @@ fn mtls_accepts_a_client_certificate_from_its_ca() {
     let _wd = util::watchdog("mtls_accepts_a_client_certificate_from_its_ca", 30);
     let pki = TestPki::generate("mtls-ok");
     let server = Server::mtls(&pki);
-    let mut options = trusting(format!("wss://localhost:{}/", server.port), &pki.ca_cert);
-    options.tls.cert_file = Some(pki.client_cert.clone());
-    options.tls.key_file = Some(pki.client_key.clone());
+    let options = mtls_client(server.port, &pki);
     assert_eq!(run_client(options, messages()), echoed(2));
     assert_eq!(server.finish(), 1);
 }
@@ -381,20 +274,15 @@ fn peer_cert_names(
     let cx = Context::new(ContextOptions::default()).unwrap();
     let names: Rc<RefCell<CertNames>> = Rc::default();
     // The loop ends once both sides closed, or the client failed.
-    let closes = Rc::new(Cell::new(0));
+    let closed = util::stop_after(&cx, 2);
     let (n1, n2, n3) = (names.clone(), names.clone(), names.clone());
-    let (c1, c2) = (closes.clone(), closes.clone());
-    let (stop1, stop2, stop3) = (cx.handle(), cx.handle(), cx.handle());
+    let (c1, c2) = (closed.clone(), closed);
+    let stop = cx.handle();
     let mut options = ListenOptions::new(0);
     options.tls = tls;
     let server = Callbacks::new()
         .on_connect(move |conn, _| n1.borrow_mut().server = Some(conn.peer_cert_name()))
-        .on_close(move |_, _, _| {
-            c1.set(c1.get() + 1);
-            if c1.get() == 2 {
-                stop1.stop().unwrap();
-            }
-        });
+        .on_close(move |_, _, _| c1());
     let port = cx.listen(options, server).unwrap();
     let callbacks = Callbacks::new()
         .on_connect(move |conn, _| {
@@ -403,14 +291,9 @@ fn peer_cert_names(
         })
         .on_error(move |_, e| {
             n3.borrow_mut().errors.push(e.to_string());
-            stop2.stop().unwrap();
+            stop.stop().unwrap();
         })
-        .on_close(move |_, _, _| {
-            c2.set(c2.get() + 1);
-            if c2.get() == 2 {
-                stop3.stop().unwrap();
-            }
-        });
+        .on_close(move |_, _, _| c2());
     cx.connect(client(port), callbacks).unwrap();
     cx.run().unwrap();
     drop(cx);
@@ -421,17 +304,7 @@ fn peer_cert_names(
 fn peer_cert_name_over_mtls_names_both_certificates() {
     let _wd = util::watchdog("peer_cert_name_over_mtls_names_both_certificates", 30);
     let pki = TestPki::generate("cert-name-mtls");
-    let tls = ServerTls {
-        ca_file: Some(pki.ca_cert.clone()),
-        require_client_cert: true,
-        ..ServerTls::new(&pki.server_cert, &pki.server_key)
-    };
-    let names = peer_cert_names(Some(tls), |port| {
-        let mut options = trusting(format!("wss://localhost:{port}/"), &pki.ca_cert);
-        options.tls.cert_file = Some(pki.client_cert.clone());
-        options.tls.key_file = Some(pki.client_key.clone());
-        options
-    });
+    let names = peer_cert_names(Some(mtls_config(&pki)), |port| mtls_client(port, &pki));
     assert_eq!(
         names,
         CertNames {
@@ -724,11 +597,7 @@ fn tungstenite_openssl_client_against_our_wss_server() {
 fn tungstenite_openssl_client_against_our_mtls_server() {
     let _wd = util::watchdog("tungstenite_openssl_client_against_our_mtls_server", 30);
     let pki = TestPki::generate("tung-mtls");
-    let mtls = ServerTls {
-        ca_file: Some(pki.ca_cert.clone()),
-        require_client_cert: true,
-        ..ServerTls::new(&pki.server_cert, &pki.server_key)
-    };
+    let mtls = mtls_config(&pki);
 
     // An independent client with a certificate from the server's CA.
     let (ca, cert, key) = (
@@ -810,10 +679,7 @@ fn our_mtls_client_against_a_tungstenite_openssl_server() {
     let pki = TestPki::generate("tung-server-mtls");
     // The server demands a certificate from the test CA: ours must send it.
     let (port, server) = tungstenite_server(&pki, Some(&pki.ca_cert));
-    let mut options = trusting(format!("wss://localhost:{port}/"), &pki.ca_cert);
-    options.tls.cert_file = Some(pki.client_cert.clone());
-    options.tls.key_file = Some(pki.client_key.clone());
-    assert_eq!(run_client(options, messages()), echoed(2));
+    assert_eq!(run_client(mtls_client(port, &pki), messages()), echoed(2));
     assert_eq!(server.join().unwrap(), Ok(2));
 }
 

@@ -11,10 +11,7 @@ use lws::{
 };
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/")
-}
+use util::url;
 
 /// Per-connection data that reports its drop, and what the connection's
 /// state was when it was dropped (the connection must already be gone, and
@@ -34,35 +31,40 @@ impl Drop for Tracked {
 /// Set to the connection's state when its data is dropped.
 type DropFlag = Rc<Cell<Option<State>>>;
 
+/// Attaches a fresh [`Tracked`] to `conn`; its drop flag goes to `drops`.
+fn attach_tracked(conn: &Connection, drops: &RefCell<Vec<DropFlag>>) {
+    let dropped = Rc::new(Cell::new(None));
+    drops.borrow_mut().push(dropped.clone());
+    conn.set_data(Tracked {
+        messages: 0,
+        conn: conn.clone(),
+        dropped,
+    })
+    .unwrap();
+}
+
 const CLIENTS: usize = 3;
 
 #[test]
 fn data_is_per_connection_typed_reentrant_and_dropped_when_freed() {
     let _wd = util::watchdog("user_data", 30);
     let cx = Context::new(ContextOptions::default()).unwrap();
-    let stop = cx.handle();
     // One drop flag per server connection, in connect order.
     let drops: Rc<RefCell<Vec<DropFlag>>> = Rc::default();
     let server_conns: Rc<RefCell<Vec<Connection>>> = Rc::default();
     let log: Rc<RefCell<Vec<String>>> = Rc::default();
-    let closes = Rc::new(Cell::new(0));
+    // Stops once every connection closed, at both ends.
+    let closed = util::stop_after(&cx, 2 * CLIENTS);
     let (d, sc) = (drops.clone(), server_conns.clone());
     let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
-    let (c1, c2, stop2) = (closes.clone(), closes.clone(), stop.clone());
+    let c1 = closed.clone();
     let port = cx
         .listen(
             ListenOptions::new(0),
             Callbacks::new()
                 .on_connect(move |conn, _| {
-                    let dropped = Rc::new(Cell::new(None));
-                    d.borrow_mut().push(dropped.clone());
                     sc.borrow_mut().push(conn.clone());
-                    conn.set_data(Tracked {
-                        messages: 0,
-                        conn: conn.clone(),
-                        dropped,
-                    })
-                    .unwrap();
+                    attach_tracked(conn, &d);
                     // Once only: the data stays the first value.
                     let again = conn.set_data(Tracked {
                         messages: 99,
@@ -109,10 +111,7 @@ fn data_is_per_connection_typed_reentrant_and_dropped_when_freed() {
                     if conn.data::<Tracked>().is_none() {
                         l3.borrow_mut().push("data gone at on_close".into());
                     }
-                    c1.set(c1.get() + 1);
-                    if c1.get() == 2 * CLIENTS {
-                        let _ = stop2.stop();
-                    }
+                    c1();
                 }),
         )
         .unwrap();
@@ -121,7 +120,7 @@ fn data_is_per_connection_typed_reentrant_and_dropped_when_freed() {
     // and expects its own count back.
     let answers: Rc<RefCell<Vec<(usize, String)>>> = Rc::default();
     for i in 0..CLIENTS {
-        let (a, c, stop) = (answers.clone(), c2.clone(), stop.clone());
+        let (a, c) = (answers.clone(), closed.clone());
         cx.connect(
             ConnectOptions::new(url(port)),
             Callbacks::new()
@@ -137,12 +136,7 @@ fn data_is_per_connection_typed_reentrant_and_dropped_when_freed() {
                     }
                     conn.close(CloseCode::NORMAL, "");
                 })
-                .on_close(move |_, _, _| {
-                    c.set(c.get() + 1);
-                    if c.get() == 2 * CLIENTS {
-                        let _ = stop.stop();
-                    }
-                }),
+                .on_close(move |_, _, _| c()),
         )
         .unwrap();
     }
@@ -211,15 +205,8 @@ fn dropping_the_context_drops_all_attached_data() {
     let attach = {
         let (drops, conns) = (drops.clone(), conns.clone());
         move |conn: &Connection| {
-            let dropped = Rc::new(Cell::new(None));
-            drops.borrow_mut().push(dropped.clone());
             conns.borrow_mut().push(conn.clone());
-            conn.set_data(Tracked {
-                messages: 0,
-                conn: conn.clone(),
-                dropped,
-            })
-            .unwrap();
+            attach_tracked(conn, &drops);
             if conns.borrow().len() == 4 {
                 let _ = stop.stop();
             }

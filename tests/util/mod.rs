@@ -1,11 +1,17 @@
 //! Helpers shared by the integration tests: a watchdog so a hang fails
-//! loudly, and an echo server on its own thread.
+//! loudly, lws servers on their own thread, and small pieces many tests'
+//! callbacks need (stopping the loop after the nth event or once a
+//! connection is gone, collecting failures).
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod echo_log;
+pub mod http;
 pub mod proxy;
 pub mod tls;
 
-use lws::{Callbacks, Context, ContextOptions, Handle, ListenOptions};
+use lws::{Callbacks, ConnectOptions, Context, ContextOptions, Handle, ListenOptions, Proxy};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,48 +32,155 @@ pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
     Watchdog(tx)
 }
 
-/// An lws echo server on 127.0.0.1 in its own thread; stopped on drop.
-pub struct EchoServer {
-    pub port: u16,
+/// An lws context running on its own thread (so blocking raw or
+/// tungstenite clients can run on the test thread); stopped on drop.
+pub struct ServerThread {
     pub handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
 
-impl EchoServer {
-    pub fn start() -> EchoServer {
-        Self::start_with(ListenOptions::new(0))
-    }
-
-    pub fn start_with(options: ListenOptions) -> EchoServer {
+impl ServerThread {
+    /// Makes the context on the new thread and lets `setup` add listeners
+    /// to it there (so the callbacks need not be Send); returns once they
+    /// are listening, with what `setup` returned.
+    pub fn start<T: Send + 'static>(
+        setup: impl FnOnce(&Context) -> T + Send + 'static,
+    ) -> (ServerThread, T) {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let cx = Context::new(ContextOptions::default()).expect("server context");
-            let echo = Callbacks::new().on_message(|conn, msg| {
-                conn.send(msg).expect("echo send");
-            });
-            let port = cx.listen(options, echo).expect("listen");
-            tx.send((port, cx.handle())).expect("report port");
+            let ready = setup(&cx);
+            tx.send((ready, cx.handle())).expect("report ports");
             cx.run().expect("server loop");
         });
-        let (port, handle) = rx.recv().expect("server started");
-        EchoServer {
-            port,
+        let (ready, handle) = rx.recv().expect("server started");
+        let server = ServerThread {
             handle,
             thread: Some(thread),
-        }
+        };
+        (server, ready)
     }
 
-    pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
+    /// Stops the loop and joins the thread: Err if it panicked.
+    pub fn stop(&mut self) -> std::thread::Result<()> {
+        let _ = self.handle.stop();
+        match self.thread.take() {
+            Some(t) => t.join(),
+            None => Ok(()),
+        }
     }
 }
 
-impl Drop for EchoServer {
+impl Drop for ServerThread {
     fn drop(&mut self) {
-        let _ = self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let _ = self.stop();
+    }
+}
+
+/// One lws listener in a [`ServerThread`]; stopped on drop.
+pub struct Server {
+    pub port: u16,
+    thread: ServerThread,
+}
+
+impl Server {
+    /// Listens with `options` and the handler `build` makes on the loop
+    /// thread (closures there need not be Send).
+    pub fn start(
+        options: ListenOptions,
+        build: impl FnOnce() -> Callbacks + Send + 'static,
+    ) -> Server {
+        let (thread, port) =
+            ServerThread::start(move |cx| cx.listen(options, build()).expect("listen"));
+        Server { port, thread }
+    }
+
+    /// An echo server on 127.0.0.1.
+    pub fn echo() -> Server {
+        Self::echo_with(ListenOptions::new(0))
+    }
+
+    /// An echo server listening with `options`.
+    pub fn echo_with(options: ListenOptions) -> Server {
+        Self::start(options, || {
+            Callbacks::new().on_message(|conn, msg| {
+                conn.send(msg).expect("echo send");
+            })
+        })
+    }
+
+    pub fn url(&self) -> String {
+        url(self.port)
+    }
+
+    /// Stops the server and joins its thread: Err if it panicked.
+    pub fn stop(&mut self) -> std::thread::Result<()> {
+        self.thread.stop()
+    }
+}
+
+/// The ws:// URL of `port` on 127.0.0.1.
+pub fn url(port: u16) -> String {
+    format!("ws://127.0.0.1:{port}/")
+}
+
+/// Connect options for `url` that never go through a proxy from the
+/// environment.
+pub fn connect_options(url: impl Into<String>) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options.proxy = Proxy::None;
+    options
+}
+
+/// A closure that stops `cx`'s loop on its `n`th call (e.g. once both
+/// sides' on_close ran: a single context holds server and client).
+pub fn stop_after(cx: &Context, n: usize) -> impl Fn() + Clone {
+    let count = Rc::new(Cell::new(0));
+    let stop = cx.handle();
+    move || {
+        count.set(count.get() + 1);
+        if count.get() == n {
+            let _ = stop.stop();
         }
+    }
+}
+
+/// Stops the loop once connection `id` no longer exists (so nothing it
+/// could still report, such as a stray on_close, is missed), or after a
+/// bounded number of loop turns.
+pub fn stop_when_gone(handle: Handle, id: u64, turns_left: u32) {
+    let h = handle.clone();
+    let _ = handle.run_on_loop(move |cx| {
+        if cx.connection(id).is_none() || turns_left == 0 {
+            cx.stop();
+        } else {
+            stop_when_gone(h, id, turns_left - 1);
+        }
+    });
+}
+
+/// Failures seen inside callbacks; each one also stops the loop.
+#[derive(Clone)]
+pub struct Failures {
+    list: Rc<RefCell<Vec<String>>>,
+    stop: Handle,
+}
+
+impl Failures {
+    pub fn new(stop: Handle) -> Self {
+        Failures {
+            list: Rc::default(),
+            stop,
+        }
+    }
+
+    pub fn push(&self, what: impl Into<String>) {
+        self.list.borrow_mut().push(what.into());
+        let _ = self.stop.stop();
+    }
+
+    pub fn assert_none(&self) {
+        assert!(self.list.borrow().is_empty(), "{:?}", self.list.borrow());
     }
 }
 
