@@ -4,7 +4,7 @@
 use crate::callback::StaticProtocols;
 use crate::connection::{ConnSlot, Connection, State};
 use crate::context::{cstring, Context, Shared};
-use crate::options::{ClientTls, ConnectOptions, Limits, Proxy};
+use crate::options::{ClientTls, ConnectOptions, Proxy};
 use crate::server::file_cstring;
 use crate::{Error, Handler, Result};
 use lws_sys as sys;
@@ -13,7 +13,6 @@ use std::ffi::{c_void, CStr, CString};
 use std::os::raw::c_int;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Instant;
 
 pub(crate) const CLIENT_PROTOCOL: &CStr = c"lws-rs-client";
 
@@ -207,11 +206,7 @@ impl Context {
         }
 
         let shared = self.shared();
-        let limits = Limits {
-            max_message_size: options.max_message_size,
-            max_send_queue: options.max_send_queue,
-            receive: options.receive,
-        };
+        let limits = options.limits();
         let mut slot = ConnSlot::new(
             shared.new_id(),
             Rc::new(RefCell::new(handler)),
@@ -219,6 +214,7 @@ impl Context {
             State::Connecting,
         );
         slot.request_headers = options.headers.clone();
+        slot.keepalive = options.keepalive;
         // lws 4.3.5 takes the TLS name from the Host header cut at the first
         // ':', which leaves "[" for an IPv6 literal: check the address
         // ourselves (crate::tls_verify) and tell lws to skip its check.
@@ -278,7 +274,8 @@ impl Context {
                 }
             });
             if let Some(timeout) = options.connect_timeout {
-                self.add_timer(Instant::now() + timeout, conn.id);
+                let id = conn.id;
+                self.set_timeout(timeout, move |cx| connect_timed_out(cx.shared(), id));
             }
         }
         Ok(conn)
@@ -321,6 +318,7 @@ impl Context {
             client_ssl_cert_filepath: ptr(&cert),
             client_ssl_private_key_filepath: ptr(&private_key),
             http_proxy_address: proxy.as_ptr(),
+            retry_and_idle_policy: crate::keepalive::DISABLED.as_ptr(),
             ..Default::default()
         };
         if shared.ssl_init {
@@ -357,9 +355,14 @@ pub(crate) fn fail_client(shared: &Shared, conn: &Connection, why: String) {
 
 /// The connect timeout of connection `id` expired.
 pub(crate) fn connect_timed_out(shared: &Rc<Shared>, id: u64) {
-    let Some(conn) = shared.connection(id) else {
-        return;
-    };
+    if let Some(conn) = shared.connection(id) {
+        abandon(shared, &conn, "connect timeout");
+    }
+}
+
+/// Gives up a client that is still connecting: `on_error` with `why`, and
+/// lws closes its attempt.
+pub(crate) fn abandon(shared: &Shared, conn: &Connection, why: &str) {
     let wsi = {
         let conns = shared.conns.borrow();
         match conns.get(conn.key) {
@@ -367,7 +370,7 @@ pub(crate) fn connect_timed_out(shared: &Rc<Shared>, id: u64) {
             _ => return,
         }
     };
-    fail_client(shared, &conn, "connect timeout".into());
+    fail_client(shared, conn, why.into());
     if !wsi.is_null() {
         // SAFETY: the slot still holds the wsi, so lws has not freed it;
         // LWS_TO_KILL_ASYNC closes it at lws's next service.

@@ -67,6 +67,8 @@ pub(crate) struct ConnSlot {
     pub rx_streamed: usize,
     /// Closing because of a bad message: ignore what else arrives.
     pub rx_discard: bool,
+    /// The last chunk received did not end its frame.
+    pub rx_in_frame: bool,
     /// on_writeable has handed the close to lws.
     pub close_sent: bool,
     pub limits: Limits,
@@ -95,6 +97,14 @@ pub(crate) struct ConnSlot {
     pub request_headers_in: Option<Headers>,
     /// The user's typed per-connection data (an `Rc<RefCell<T>>`).
     pub data: Option<Rc<dyn Any>>,
+    /// Ping and hang-up limits (crate::keepalive).
+    pub keepalive: Option<crate::Keepalive>,
+    /// When the peer last proved alive (anything received), and whether
+    /// our keepalive ping is outstanding.
+    pub last_heard: std::time::Instant,
+    pub pinged: bool,
+    /// TCP_NODELAY to set once connected (None: leave lws's choice).
+    pub nodelay: Option<bool>,
 }
 
 impl ConnSlot {
@@ -115,6 +125,7 @@ impl ConnSlot {
             rx_binary: false,
             rx_streamed: 0,
             rx_discard: false,
+            rx_in_frame: false,
             close_sent: false,
             limits,
             tx_fragment: None,
@@ -130,6 +141,10 @@ impl ConnSlot {
             response_headers_out: Vec::new(),
             request_headers_in: None,
             data: None,
+            keepalive: None,
+            last_heard: std::time::Instant::now(),
+            pinged: false,
+            nodelay: None,
         }
     }
 }
@@ -222,6 +237,26 @@ impl Connection {
         Handle::new(self.shared.remote.clone())
     }
 
+    /// The context this connection belongs to, as a view: everything but
+    /// [`Context::run`](crate::Context::run) works on it (list connections,
+    /// broadcast, connect, listen, timers), and dropping it leaves the
+    /// context alone. Once the owning `Context` is dropped, its methods
+    /// fail with [`Error::ContextGone`] or do nothing.
+    ///
+    /// # Examples
+    ///
+    /// A chat relay: every message goes to every connection.
+    ///
+    /// ```
+    /// let relay = lws::Callbacks::new().on_message(|conn, msg| {
+    ///     conn.context().broadcast(&msg);
+    /// });
+    /// # let _ = relay;
+    /// ```
+    pub fn context(&self) -> crate::Context {
+        crate::Context::view(&self.shared)
+    }
+
     /// Queues a message (text or binary). Returns at once; the message is
     /// written when the socket can take it.
     ///
@@ -240,6 +275,18 @@ impl Connection {
         };
         self.queue(message.as_bytes(), kind, Class::Message)
             .map_err(|r| r.or_message(|| message))
+    }
+
+    /// [`Connection::send`] without taking the message (a queue limit
+    /// hands back a copy): for broadcasting one message to many.
+    pub(crate) fn send_ref(&self, message: &Message) -> Result<()> {
+        let kind = if message.is_binary() {
+            sys::LWS_WRITE_BINARY
+        } else {
+            sys::LWS_WRITE_TEXT
+        };
+        self.queue(message.as_bytes(), kind, Class::Message)
+            .map_err(|r| r.or_message(|| message.clone()))
     }
 
     /// Queues a text message.
@@ -376,7 +423,20 @@ impl Connection {
                 }
                 let was_empty = s.queue.is_empty();
                 s.queued_bytes += payload.len();
-                s.queue.push_back(Frame::new(payload, kind));
+                let max_frame = s.limits.max_frame_size;
+                if class == Class::Message && max_frame > 0 && payload.len() > max_frame {
+                    // Frames of at most max_frame_size: the message goes out
+                    // as a start frame and continuations.
+                    let chunks = payload.chunks(max_frame);
+                    let last = chunks.len() - 1;
+                    for (i, chunk) in chunks.enumerate() {
+                        let flags = sys::lws_write_ws_flags(kind as c_int, i == 0, i == last);
+                        s.queue
+                            .push_back(Frame::new(chunk, flags as sys::lws_write_protocol));
+                    }
+                } else {
+                    s.queue.push_back(Frame::new(payload, kind));
+                }
                 // A non-empty queue always has a writable request
                 // outstanding, so only the first frame asks.
                 Ok(was_empty.then_some(s.wsi))

@@ -4,6 +4,8 @@ use crate::connection::{ConnSlot, Connection, State};
 use crate::event_loop::{self, Reactor};
 use crate::handler::Handler;
 use crate::remote::{Command, Remote};
+use crate::timers::Timers;
+use crate::watch::Watches;
 use crate::{client, server, Error, Handle, Result};
 use lws_sys as sys;
 use mio::event::Events;
@@ -15,7 +17,7 @@ use std::ffi::{c_void, CString};
 use std::os::raw::c_int;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An event to hand to a handler later (the handler was busy: a callback
 /// re-entered the API, or the event arose inside `connect()`).
@@ -36,8 +38,10 @@ pub(crate) struct Shared {
     pub(crate) deferred: RefCell<VecDeque<Deferred>>,
     /// Set while lws_client_connect_via_info runs: its callbacks are deferred.
     pub(crate) in_connect: Cell<bool>,
-    #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each Listener
-    pub(crate) listeners: RefCell<Vec<Box<server::Listener>>>,
+    #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each listener
+    pub(crate) listeners: RefCell<Vec<Box<server::ListenerState>>>,
+    /// Listening sockets lws made, by vhost (filled as lws creates them).
+    pub(crate) listen_fds: RefCell<Vec<(*mut sys::lws_vhost, std::os::fd::RawFd)>>,
     /// Client vhosts by TLS files and proxy, made on first use.
     pub(crate) client_vhosts: RefCell<HashMap<client::VhostKey, *mut sys::lws_vhost>>,
     /// The vhost adopted sockets join, made on first use.
@@ -50,8 +54,15 @@ pub(crate) struct Shared {
     kept: RefCell<Vec<CString>>,
     pub(crate) remote: Arc<Remote>,
     stop: Cell<bool>,
-    /// Connect deadlines: (when, connection id).
-    timers: RefCell<Vec<(Instant, u64)>>,
+    /// One-shot and periodic timers (connect deadlines too).
+    pub(crate) timers: RefCell<Timers>,
+    /// Other fds on the loop (users').
+    pub(crate) watches: RefCell<Watches>,
+    /// The keepalive sweep timer and its period, once a connection needs it.
+    pub(crate) keepalive_sweep: Cell<Option<(crate::TimerId, Duration)>>,
+    /// When the current loop turn started: what receiving stamps on a
+    /// connection as the last time its peer was heard.
+    pub(crate) turn_started: Cell<std::time::Instant>,
 }
 
 impl Shared {
@@ -194,7 +205,7 @@ impl Default for ContextOptions {
 /// let cx = Context::new(ContextOptions::default())?;
 /// let port = cx.listen(ListenOptions::new(9001), Callbacks::new().on_message(|conn, msg| {
 ///     let _ = conn.send(msg);
-/// }))?;
+/// }))?.port();
 /// println!("listening on ws://127.0.0.1:{port}/");
 /// cx.run()?;
 /// # Ok::<(), lws::Error>(())
@@ -202,12 +213,16 @@ impl Default for ContextOptions {
 pub struct Context {
     shared: Rc<Shared>,
     poll: Option<RefCell<Poll>>,
+    /// False for a view ([`Connection::context`]): dropping it leaves the
+    /// lws context alone.
+    owner: bool,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("connections", &self.shared.conns.borrow().len())
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -242,6 +257,7 @@ impl Context {
     fn create(registry: Registry, options: &ContextOptions) -> Result<Context> {
         let shared = Rc::new(Shared {
             raw: Cell::new(std::ptr::null_mut()),
+            watches: RefCell::new(Watches::new(registry.try_clone()?, options.token_base)),
             reactor: RefCell::new(Reactor::new(registry, options.token_base)),
             conns: RefCell::new(Slab::new()),
             ids: RefCell::new(HashMap::new()),
@@ -249,6 +265,7 @@ impl Context {
             deferred: RefCell::new(VecDeque::new()),
             in_connect: Cell::new(false),
             listeners: RefCell::new(Vec::new()),
+            listen_fds: RefCell::new(Vec::new()),
             client_vhosts: RefCell::new(HashMap::new()),
             adopt_vhost: Cell::new(std::ptr::null_mut()),
             adopting: Cell::new(None),
@@ -256,7 +273,9 @@ impl Context {
             kept: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new()),
             stop: Cell::new(false),
-            timers: RefCell::new(Vec::new()),
+            timers: RefCell::new(Timers::default()),
+            keepalive_sweep: Cell::new(None),
+            turn_started: Cell::new(std::time::Instant::now()),
         });
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;
@@ -285,7 +304,27 @@ impl Context {
         }
         shared.raw.set(raw);
         shared.remote.set_context(raw);
-        Ok(Context { shared, poll: None })
+        Ok(Context {
+            shared,
+            poll: None,
+            owner: true,
+        })
+    }
+
+    /// A view of the context behind `shared`, for code that has only a
+    /// connection: it does everything but [`Context::run`], and dropping it
+    /// leaves the context alone.
+    pub(crate) fn view(shared: &Rc<Shared>) -> Context {
+        Context {
+            shared: shared.clone(),
+            poll: None,
+            owner: false,
+        }
+    }
+
+    /// True for the Context that owns the lws context (not a view).
+    pub fn is_owner(&self) -> bool {
+        self.owner
     }
 
     pub(crate) fn shared(&self) -> &Rc<Shared> {
@@ -328,9 +367,12 @@ impl Context {
     /// Poll instead); [`Error::Io`] if polling fails.
     pub fn run(&self) -> Result<()> {
         let Some(poll) = &self.poll else {
-            return Err(Error::InvalidOption(
-                "run() needs a context made by Context::new; an embedded one is driven by its Poll's owner".into(),
-            ));
+            return Err(Error::InvalidOption(if self.owner {
+                "run() needs a context made by Context::new; an embedded one is driven by its Poll's owner".into()
+            } else {
+                "run() is for the Context that owns the loop, not a view from Connection::context"
+                    .into()
+            }));
         };
         let mut events = Events::with_capacity(1024);
         self.shared.stop.set(false);
@@ -356,15 +398,29 @@ impl Context {
         self.shared.reactor.borrow().fd_of(token).is_some()
     }
 
+    /// The lws context, or ContextGone once the owner dropped it.
+    pub(crate) fn live_raw(&self) -> Result<*mut sys::lws_context> {
+        let raw = self.raw();
+        if raw.is_null() {
+            Err(Error::ContextGone)
+        } else {
+            Ok(raw)
+        }
+    }
+
     /// How long the next `poll()` may wait: runs lws's due timers and any
     /// service lws needs without I/O first. `Some(ZERO)` when work is waiting.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let raw = self.raw();
+        if raw.is_null() {
+            return None; // a view of a dropped context: nothing to wait for
+        }
         // SAFETY: raw is our live context; called on its loop thread.
         let mut ms = unsafe { sys::lws_service_adjust_timeout(raw, MAX_WAIT_MS, 0) };
         if ms == 0 {
             // lws holds buffered data (TLS, rx flow, extensions): serve it
             // without polling, as lws's own event libs do.
+            self.shared.turn_started.set(std::time::Instant::now());
             // SAFETY: as above.
             unsafe { sys::_lws_plat_service_forced_tsi(raw, 0) };
             self.after_service();
@@ -372,6 +428,7 @@ impl Context {
             ms = unsafe { sys::lws_service_adjust_timeout(raw, MAX_WAIT_MS, 0) };
         }
         let busy = self.shared.reactor.borrow().has_ready()
+            || self.shared.watches.borrow().has_ready()
             || !self.shared.deferred.borrow().is_empty()
             || self.shared.remote.has_pending();
         let mut wait = if busy {
@@ -379,8 +436,8 @@ impl Context {
         } else {
             Duration::from_millis(ms.max(0) as u64)
         };
-        if let Some(next) = self.shared.timers.borrow().iter().map(|t| t.0).min() {
-            wait = wait.min(next.saturating_duration_since(Instant::now()));
+        if let Some(next) = self.shared.timers.borrow().next_due() {
+            wait = wait.min(next.saturating_duration_since(std::time::Instant::now()));
         }
         Some(wait)
     }
@@ -388,15 +445,25 @@ impl Context {
     /// Handles the events of one `poll()` (those with this context's
     /// tokens; others are ignored), then services everything that is ready.
     pub fn handle_events(&self, events: &Events) {
+        if self.raw().is_null() {
+            return;
+        }
+        self.shared.turn_started.set(std::time::Instant::now());
         {
             let mut reactor = self.shared.reactor.borrow_mut();
+            let mut watches = self.shared.watches.borrow_mut();
             for event in events.iter() {
                 if let Some(fd) = reactor.fd_of(event.token()) {
-                    reactor.on_event(fd, event);
+                    if watches.owns(fd) {
+                        watches.on_event(fd, event);
+                    } else {
+                        reactor.on_event(fd, event);
+                    }
                 }
             }
         }
         self.service_ready();
+        self.run_watches();
         self.after_service();
     }
 
@@ -426,13 +493,14 @@ impl Context {
     }
 
     /// Work queued for after lws's callbacks: deferred events, commands
-    /// from other threads, connect timeouts.
+    /// from other threads, timers.
     fn after_service(&self) {
         self.shared.run_deferred();
         for command in self.shared.remote.take() {
             self.run_command(command);
         }
-        self.expire_timers();
+        self.run_timers();
+        self.shared.run_deferred();
     }
 
     fn run_command(&self, command: Command) {
@@ -453,30 +521,13 @@ impl Context {
             Command::Call(f) => crate::panic::guard("a closure run on the loop", (), || f(self)),
         }
     }
-
-    pub(crate) fn add_timer(&self, at: Instant, id: u64) {
-        self.shared.timers.borrow_mut().push((at, id));
-    }
-
-    fn expire_timers(&self) {
-        let now = Instant::now();
-        let due: Vec<u64> = {
-            let mut timers = self.shared.timers.borrow_mut();
-            if timers.is_empty() {
-                return;
-            }
-            let due = timers.iter().filter(|t| t.0 <= now).map(|t| t.1).collect();
-            timers.retain(|t| t.0 > now);
-            due
-        };
-        for id in due {
-            client::connect_timed_out(&self.shared, id);
-        }
-    }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let raw = self.shared.raw.get();
         // Other threads can no longer wake it (waits for a wake in progress).
         self.shared.remote.set_context(std::ptr::null_mut());
@@ -494,6 +545,11 @@ impl Drop for Context {
         drop(slots);
         let listeners = std::mem::take(&mut *self.shared.listeners.borrow_mut());
         drop(listeners);
+        // Timers and watchers may hold handles too.
+        let timers = std::mem::take(&mut *self.shared.timers.borrow_mut());
+        drop(timers);
+        let watched = self.shared.watches.borrow_mut().clear();
+        drop(watched);
     }
 }
 

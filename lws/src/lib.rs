@@ -30,7 +30,7 @@
 //!     Callbacks::new().on_message(|conn, msg| {
 //!         let _ = conn.send(msg);
 //!     }),
-//! )?;
+//! )?.port();
 //! println!("listening on ws://127.0.0.1:{port}/");
 //! cx.run()?;
 //! # Ok::<(), lws::Error>(())
@@ -46,13 +46,17 @@ mod event_loop;
 mod handler;
 mod handshake;
 mod headers;
+mod keepalive;
 mod logging;
 mod message;
 mod options;
 mod panic;
 mod remote;
 mod server;
+mod shutdown;
+mod timers;
 mod tls_verify;
+mod watch;
 
 pub use connection::{Connection, State};
 pub use context::{Context, ContextOptions};
@@ -62,9 +66,13 @@ pub use handshake::Handshake;
 pub use headers::Headers;
 pub use message::{CloseCode, Fragment, Message};
 pub use options::{
-    AdoptOptions, ClientTls, ConnectOptions, ListenOptions, Proxy, ReceiveMode, ServerTls,
+    AdoptOptions, ClientTls, ConnectOptions, Deflate, Keepalive, ListenOptions, Proxy, ReceiveMode,
+    ServerTls,
 };
 pub use remote::Handle;
+pub use server::{ListenAddr, Listener, ListenerId};
+pub use shutdown::{Broadcast, ShutdownReport};
+pub use timers::TimerId;
 
 /// The raw FFI layer, for what this crate does not wrap.
 pub use lws_sys as sys;
