@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let echo = Callbacks::new().on_message(|conn, msg| {
         let _ = conn.send(msg);
     });
-    let ws_port = cx.listen(ListenOptions::new(ws_port), echo)?;
+    let ws_port = cx.listen(ListenOptions::new(ws_port), echo)?.port();
 
     let mut listener = TcpListener::bind(([127, 0, 0, 1], tcp_port).into())?;
     let tcp_port = listener.local_addr()?.port();

@@ -41,6 +41,7 @@ fn recording_server(
         }),
     )
     .unwrap()
+    .port()
 }
 
 #[test]
@@ -107,7 +108,8 @@ fn on_drain_does_not_fire_once_close_was_called() {
                 .on_message(move |_, m| g.borrow_mut().push(m))
                 .on_close(move |_, _, _| c1()),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let events: Rc<RefCell<Vec<String>>> = Rc::default();
     let (e1, e2, e3) = (events.clone(), events.clone(), events.clone());
     cx.connect(
@@ -164,7 +166,8 @@ fn close_after_a_large_send_still_sends_its_close_frame() {
                     let _ = stop.stop();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     // 16 MiB in one frame: more than the kernel takes in one write, so lws
     // buffers the rest.
     const SIZE: usize = 16 << 20;
@@ -513,7 +516,8 @@ fn pause_recv_backs_data_up_until_resume_recv_and_loses_nothing() {
                     let _ = stop.stop();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let (handle, r, s) = (cx.handle(), received.clone(), seen_at_resume.clone());
     let peer = thread::spawn(move || {
         let result = flooding_peer(port, handle.clone(), r, s);
@@ -564,7 +568,8 @@ fn pause_and_resume_on_a_closed_connection_do_nothing() {
                 .on_connect(|conn, _| conn.close(CloseCode::NORMAL, ""))
                 .on_close(on_close()),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     cx.connect(
         ConnectOptions::new(url(port)),
         Callbacks::new().on_close(on_close()),

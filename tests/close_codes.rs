@@ -35,7 +35,7 @@ fn server() -> (u16, lws::Handle, mpsc::Receiver<(u16, String)>) {
                 }
             })
             .on_close(move |_, code, reason| tx.send((code.0, reason.to_string())).unwrap());
-        let port = cx.listen(ListenOptions::new(0), callbacks).unwrap();
+        let port = cx.listen(ListenOptions::new(0), callbacks).unwrap().port();
         ctx_tx.send((port, cx.handle())).unwrap();
         cx.run().unwrap();
     });

@@ -62,7 +62,8 @@ fn two_hundred_clients_echo_in_order() {
                         }
                     }),
             )
-            .expect("listen");
+            .expect("listen")
+            .port();
         tx.send((port, handle)).expect("report port");
         cx.run().expect("server run");
         let seen = closes.borrow().clone();

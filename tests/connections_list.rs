@@ -74,7 +74,10 @@ fn connections_lists_connected_and_closing_but_not_connecting_or_closed() {
                 k3();
             })
     };
-    let port = cx.listen(ListenOptions::new(0), handler(true)).unwrap();
+    let port = cx
+        .listen(ListenOptions::new(0), handler(true))
+        .unwrap()
+        .port();
     let silent_client = cx
         .connect(
             ConnectOptions::new(format!("ws://127.0.0.1:{silent_port}/")),

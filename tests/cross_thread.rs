@@ -97,7 +97,8 @@ fn handles_send_from_four_threads_in_order() {
                     let _ = stop.stop();
                 }),
         )
-        .expect("listen");
+        .expect("listen")
+        .port();
 
     let client_stop = handle.clone();
     let client = thread::spawn(move || {

@@ -24,7 +24,7 @@ fn lws_and_a_plain_socket_share_one_poll() {
     );
 
     let echo = Callbacks::new().on_message(|conn, msg| conn.send(msg).unwrap());
-    let ws_port = cx.listen(ListenOptions::new(0), echo).unwrap();
+    let ws_port = cx.listen(ListenOptions::new(0), echo).unwrap().port();
     let got: Rc<RefCell<Option<String>>> = Rc::default();
     let g = got.clone();
     let client = Callbacks::new()

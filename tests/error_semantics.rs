@@ -81,6 +81,7 @@ fn echo_listener(cx: &Context) -> u16 {
         }),
     )
     .unwrap()
+    .port()
 }
 
 /// Runs a new client on `cx` until it closed: it sends `text` and closes
@@ -130,7 +131,8 @@ fn run_pair(cx: &Context, server: Callbacks, client: Callbacks) -> (PairLog, Con
                 done();
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let got: Rc<RefCell<Vec<String>>> = Rc::default();
     let (g1, g2) = (got.clone(), got.clone());
     let conn = cx
@@ -171,7 +173,8 @@ fn sends_while_connecting_are_not_connected() {
                 lws::Handshake::accept()
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let stop = cx.handle();
     let client_after: Rc<RefCell<Vec<&'static str>>> = Rc::default();
     let c = client_after.clone();
@@ -217,7 +220,8 @@ fn sends_after_close_and_after_on_close_are_connection_closed() {
                 done0();
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let (l1, l2) = (log.clone(), log.clone());
     let conn = cx
         .connect(
@@ -324,7 +328,8 @@ fn close_while_connecting_does_not_cancel_the_connect() {
                         .push(format!("server connect {:?}", conn.state()))
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let stop = cx.handle();
     let conn = cx
         .connect(
@@ -574,7 +579,8 @@ fn state_moves_from_connecting_to_destroyed() {
                     done0();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let (l1, l2) = (client_log.clone(), client_log.clone());
     let conn = cx
         .connect(

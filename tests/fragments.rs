@@ -105,7 +105,8 @@ fn fragmented_sends_reach_our_server_as_one_message_each() {
                 }
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let (f1, f2) = (failures.clone(), failures.clone());
     cx.connect(
         ConnectOptions::new(url(port)),
@@ -325,7 +326,8 @@ fn other_sends_wait_for_the_final_fragment_but_pings_do_not() {
                 done1();
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let (l, p, done2, stop2) = (log.clone(), pongs.clone(), check_done, stop.clone());
     cx.connect(
         ConnectOptions::new(url(port)),
@@ -519,7 +521,8 @@ fn our_server_reassembles_a_peers_fragments() {
                     let _ = stop.stop();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let handle = cx.handle();
     let client = thread::spawn(move || {
         let r = fragmenting_client(port);
@@ -588,7 +591,8 @@ fn our_server_closes_with_1009_when_fragments_add_up_past_the_limit() {
                     let _ = stop.stop();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let handle = cx.handle();
     let client = thread::spawn(move || -> Result<Option<u16>, String> {
         let (mut ws, _) = tungstenite::connect(url(port)).map_err(|e| format!("connect: {e}"))?;
@@ -694,7 +698,7 @@ fn big_message(server_receives: bool, mode: ReceiveMode, max_message_size: usize
         connect.max_message_size = max_message_size;
         (sender, receiver)
     };
-    let port = cx.listen(listen, server).unwrap();
+    let port = cx.listen(listen, server).unwrap().port();
     connect.url = url(port);
     cx.connect(connect, client).unwrap();
     cx.run().unwrap();

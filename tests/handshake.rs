@@ -159,7 +159,8 @@ fn our_client_sees_static_and_handshake_response_headers() {
                 Handshake::accept_with_headers(vec![("X-Session".into(), "s-42".into())])
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
 
     let client_saw: Rc<RefCell<Vec<String>>> = Rc::default();
     let (c1, c2) = (client_saw.clone(), client_saw.clone());
@@ -234,7 +235,8 @@ fn our_client_refused_with_403_gets_on_error_only() {
                 Handshake::forbidden()
             }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let events: Rc<RefCell<Vec<String>>> = Rc::default();
     let (e1, e2, e3) = (events.clone(), events.clone(), events.clone());
     let handle = cx.handle();
@@ -446,7 +448,8 @@ fn data_set_in_on_handshake_stays_with_its_connection() {
                     let _ = conn.send_text(&reply);
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
 
     let replies: Rc<RefCell<Vec<String>>> = Rc::default();
     // Stops once both clients closed.
@@ -694,7 +697,7 @@ fn header_values_with_line_breaks_do_not_reach_the_101() {
     options.headers = vec![("X-Static".into(), "1\r\nX-Static-Injected: evil".into())];
     if let Ok(port) = cx.listen(options, Callbacks::new()) {
         problems.push(format!(
-            "listen() accepted a static header with CRLF (port {port})"
+            "listen() accepted a static header with CRLF (listener {port:?})"
         ));
     }
     drop(cx);

@@ -129,7 +129,8 @@ fn tungstenite_client_against_our_server() {
                     let _ = stop.stop();
                 }),
         )
-        .expect("listen");
+        .expect("listen")
+        .port();
 
     let client = thread::spawn(move || {
         let result = tungstenite_client(port);

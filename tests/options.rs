@@ -27,7 +27,7 @@ fn handshake_options_reach_the_other_side() {
             .push(format!("protocol={:?}", conn.protocol()));
         s.borrow_mut().push(format!("peer={:?}", conn.peer_addr()));
     });
-    let port = cx.listen(listen, server).unwrap();
+    let port = cx.listen(listen, server).unwrap().port();
 
     let client_saw: Rc<RefCell<Vec<String>>> = Rc::default();
     let (c1, c2) = (client_saw.clone(), client_saw.clone());

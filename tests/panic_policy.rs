@@ -20,7 +20,7 @@ fn panics_in_callbacks_are_contained() {
         }
         conn.send(msg).unwrap();
     });
-    let port = cx.listen(ListenOptions::new(0), server).unwrap();
+    let port = cx.listen(ListenOptions::new(0), server).unwrap().port();
     let url = format!("ws://127.0.0.1:{port}/");
 
     // Two clients: each sends "boom", then "after" must still echo.

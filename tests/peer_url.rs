@@ -55,7 +55,7 @@ fn try_round_trip(listen: ListenOptions, url: impl FnOnce(u16) -> String) -> lws
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
     });
-    let port = cx.listen(listen, server)?;
+    let port = cx.listen(listen, server)?.port();
     let (o1, o2, o3) = (out.clone(), out.clone(), out.clone());
     let (stop1, stop2) = (cx.handle(), cx.handle());
     let client = Callbacks::new()
@@ -195,7 +195,8 @@ fn unusable_urls_fail_in_connect_without_any_callback() {
             ListenOptions::new(0),
             Callbacks::new().on_message(|conn, msg| conn.send(msg).unwrap()),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let events: Rc<RefCell<Vec<String>>> = Rc::default();
     let bad = [
         format!("http://127.0.0.1:{port}/"),

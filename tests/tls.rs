@@ -283,7 +283,7 @@ fn peer_cert_names(
     let server = Callbacks::new()
         .on_connect(move |conn, _| n1.borrow_mut().server = Some(conn.peer_cert_name()))
         .on_close(move |_, _, _| c1());
-    let port = cx.listen(options, server).unwrap();
+    let port = cx.listen(options, server).unwrap().port();
     let callbacks = Callbacks::new()
         .on_connect(move |conn, _| {
             n2.borrow_mut().client = Some(conn.peer_cert_name());
@@ -569,7 +569,7 @@ fn our_server_with(
         .on_message(|conn, msg| conn.send(msg).expect("echo send"));
     let mut options = ListenOptions::new(0);
     options.tls = Some(tls);
-    let port = cx.listen(options, callbacks).unwrap();
+    let port = cx.listen(options, callbacks).unwrap().port();
     let stop = cx.handle();
     let t = thread::spawn(move || {
         let result = client(port);
@@ -792,7 +792,8 @@ fn without_ssl_init_tls_is_refused_and_plain_ws_works() {
             ListenOptions::new(0),
             Callbacks::new().on_message(|conn, msg| conn.send(msg).unwrap()),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     let got: Rc<RefCell<Option<Message>>> = Rc::default();
     let g = got.clone();
     let stop = cx.handle();

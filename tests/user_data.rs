@@ -114,7 +114,8 @@ fn data_is_per_connection_typed_reentrant_and_dropped_when_freed() {
                     c1();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
 
     // Client i sends i + 1 messages (in connect order), then "report",
     // and expects its own count back.
@@ -183,7 +184,8 @@ fn data_set_in_on_handshake_reaches_on_connect() {
                     let _ = stop.stop();
                 }),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     cx.connect(
         ConnectOptions::new(format!("ws://127.0.0.1:{port}/room/7")),
         Callbacks::new(),
@@ -218,7 +220,8 @@ fn dropping_the_context_drops_all_attached_data() {
             ListenOptions::new(0),
             Callbacks::new().on_connect(move |conn, _| a(conn)),
         )
-        .unwrap();
+        .unwrap()
+        .port();
     for _ in 0..2 {
         let a = attach.clone();
         cx.connect(

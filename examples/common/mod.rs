@@ -3,7 +3,8 @@
 use lws::{Callbacks, Context, ContextOptions, ListenOptions};
 use std::process::ExitCode;
 
-/// Runs an echo server with `options` until SIGINT or SIGTERM. Prints
+/// Runs an echo server with `options` until SIGINT or SIGTERM (then shuts
+/// down gracefully). Prints
 /// `listening on ws://HOST:PORT/` (wss:// with TLS) as the first stdout line.
 pub fn serve_echo(name: &str, options: ListenOptions) -> ExitCode {
     let cx = match Context::new(ContextOptions::default()) {
@@ -16,7 +17,7 @@ pub fn serve_echo(name: &str, options: ListenOptions) -> ExitCode {
         let _ = conn.send(msg);
     });
     let port = match cx.listen(options, echo) {
-        Ok(port) => port,
+        Ok(listener) => listener.port(),
         Err(e) => return fail(name, &e),
     };
     let shown = if host.contains(':') {
@@ -26,9 +27,11 @@ pub fn serve_echo(name: &str, options: ListenOptions) -> ExitCode {
     };
     println!("listening on {scheme}://{shown}:{port}/");
 
+    // A signal shuts down gracefully: every client gets close 1001 after
+    // what was queued for it, within 5 s.
     let handle = cx.handle();
     if let Err(e) = stop_on_signals(move || {
-        let _ = handle.stop();
+        let _ = handle.shutdown(lws::CloseCode::AWAY, std::time::Duration::from_secs(5));
     }) {
         return fail(name, &e.into());
     }

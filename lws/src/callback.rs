@@ -5,7 +5,7 @@ use crate::client::fail_client;
 use crate::connection::{request_writable, ConnSlot, Connection, State};
 use crate::context::Shared;
 use crate::options::ReceiveMode;
-use crate::server::Listener;
+use crate::server::ListenerState;
 use crate::{CloseCode, Fragment, Handler, Headers, Message};
 use lws_sys as sys;
 use std::cell::RefCell;
@@ -199,6 +199,11 @@ unsafe fn dispatch(
         }
         sys::LWS_CALLBACK_RECEIVE_PONG | sys::LWS_CALLBACK_CLIENT_RECEIVE_PONG => {
             if let Some((conn, handler)) = conn_of(&shared, wsi) {
+                let heard = shared.turn_started.get();
+                conn.with_slot(|s| {
+                    s.last_heard = heard;
+                    s.pinged = false;
+                });
                 let payload = bytes().to_vec();
                 shared.call(&handler, &conn, move |h, c| h.on_pong(c, &payload));
             }
@@ -265,7 +270,7 @@ unsafe fn dispatch(
 ///
 /// # Safety
 /// `wsi` must be live and bound to one of our listener protocols.
-pub(crate) unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a Listener> {
+pub(crate) unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a ListenerState> {
     // SAFETY: the caller's contract; our listener protocols carry a pointer
     // to their boxed Listener, kept as long as the context.
     unsafe {
@@ -273,7 +278,7 @@ pub(crate) unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a Listener>
         if protocol.is_null() {
             return None;
         }
-        ((*protocol).user as *const Listener).as_ref()
+        ((*protocol).user as *const ListenerState).as_ref()
     }
 }
 
@@ -341,11 +346,22 @@ fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.peer_addr = peer_address(wsi);
         slot.peer_cert_name = peer_cert_name(wsi);
         slot.response_headers_out = Vec::new();
-        Some(slot.request_headers_in.take().unwrap_or_default())
+        slot.last_heard = std::time::Instant::now();
+        if let Some(on) = slot.nodelay {
+            // SAFETY: wsi is live.
+            crate::server::set_nodelay(unsafe { sys::lws_get_socket_fd(wsi) }, on);
+        }
+        Some((
+            slot.request_headers_in.take().unwrap_or_default(),
+            slot.keepalive,
+        ))
     });
-    let Some(Some(headers)) = headers else {
+    let Some(Some((headers, keepalive))) = headers else {
         return -1;
     };
+    if let Some(k) = keepalive {
+        crate::keepalive::watch(shared, &k);
+    }
     shared.call(&handler, &conn, move |h, c| h.on_connect(c, &headers));
     0
 }
@@ -364,11 +380,15 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.peer_addr = peer_address(wsi);
         slot.peer_cert_name = peer_cert_name(wsi);
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
-        Some(headers)
+        slot.last_heard = std::time::Instant::now();
+        Some((headers, slot.keepalive))
     });
-    let Some(Some(headers)) = headers else {
+    let Some(Some((headers, keepalive))) = headers else {
         return -1;
     };
+    if let Some(k) = keepalive {
+        crate::keepalive::watch(shared, &k);
+    }
     shared.call(&handler, &conn, move |h, c| h.on_connect(c, &headers));
     0
 }
@@ -390,17 +410,29 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
         return 0;
     };
     // SAFETY: wsi is live during RECEIVE.
-    let (first, last, binary) = unsafe {
+    let (first, remaining, binary) = unsafe {
         (
             sys::lws_is_first_fragment(wsi) != 0,
-            sys::lws_is_final_fragment(wsi) != 0 && sys::lws_remaining_packet_payload(wsi) == 0,
+            sys::lws_remaining_packet_payload(wsi),
             sys::lws_frame_is_binary(wsi) != 0,
         )
     };
+    // SAFETY: as above.
+    let last = remaining == 0 && unsafe { sys::lws_is_final_fragment(wsi) } != 0;
+    let heard = shared.turn_started.get();
     let step = conn.with_slot(|slot| {
+        slot.last_heard = heard;
+        slot.pinged = false;
         if slot.rx_discard {
             return Rx::Partial; // closing after a bad message: ignore the rest
         }
+        // A chunk after one that ended its frame starts a frame: this
+        // chunk and what lws says remains of it make the frame's length.
+        let max_frame = slot.limits.max_frame_size;
+        if max_frame > 0 && !slot.rx_in_frame && data.len() + remaining > max_frame {
+            return Rx::TooBig;
+        }
+        slot.rx_in_frame = remaining > 0;
         let max = slot.limits.max_message_size;
         if slot.limits.receive == ReceiveMode::Fragments {
             if first {

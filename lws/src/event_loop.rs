@@ -117,6 +117,22 @@ impl Reactor {
         0
     }
 
+    /// Watches `fd` again after its file was swapped under the same number
+    /// (dup2 onto a listening socket): epoll forgot the old file.
+    pub(crate) fn rearm(&mut self, fd: RawFd) {
+        let slot = *self.slot(fd);
+        if slot.registered {
+            self.register(slot.wsi, fd);
+        }
+    }
+
+    /// Stops servicing `fd` (its file was swapped for one that does not
+    /// listen) without forgetting it: lws still owns the number.
+    pub(crate) fn quiesce(&mut self, fd: RawFd) {
+        let slot = self.slot(fd);
+        slot.ready = 0;
+    }
+
     fn deregister(&mut self, fd: RawFd) {
         let slot = self.slot(fd);
         if !slot.registered {
@@ -306,6 +322,24 @@ unsafe extern "C" fn op_sock_accept(wsi: *mut sys::lws) -> c_int {
     })
 }
 
+/// A vhost's listening socket: watched like any other, and recorded so
+/// the listener can find its fd (for backlog, stop and start).
+unsafe extern "C" fn op_init_listen(wsi: *mut sys::lws) -> c_int {
+    crate::panic::guard("init_vhost_listen_wsi", 1, || {
+        // SAFETY: lws calls this with a live listening wsi of our context.
+        let Some(shared) = (unsafe { shared_of_wsi(wsi) }) else {
+            return 1;
+        };
+        // SAFETY: wsi is live.
+        let (fd, vhost) = unsafe { (sys::lws_get_socket_fd(wsi), sys::lws_get_vhost(wsi)) };
+        if fd < 0 {
+            return 1;
+        }
+        shared.listen_fds.borrow_mut().push((vhost, fd));
+        shared.reactor.borrow_mut().register(wsi, fd)
+    })
+}
+
 unsafe extern "C" fn op_io(wsi: *mut sys::lws, flags: c_uint) {
     crate::panic::guard("io", (), || {
         // SAFETY: lws calls this with a live wsi of our context.
@@ -382,7 +416,7 @@ static OPS: Static<sys::lws_event_loop_ops> = Static(sys::lws_event_loop_ops {
     init_context: None,
     destroy_context1: None,
     destroy_context2: None,
-    init_vhost_listen_wsi: Some(op_sock_accept),
+    init_vhost_listen_wsi: Some(op_init_listen),
     init_pt: Some(op_init_pt),
     wsi_logical_close: Some(op_wsi_logical_close),
     check_client_connect_ok: None,

@@ -77,6 +77,7 @@ pub trait Handler: 'static {
 }
 
 type HandshakeFn = Box<dyn FnMut(&Connection, &Headers) -> Handshake>;
+type OriginFn = Box<dyn FnMut(Option<&str>) -> bool>;
 type FragmentFn = Box<dyn FnMut(&Connection, Fragment)>;
 type ConnectFn = Box<dyn FnMut(&Connection, &Headers)>;
 type MessageFn = Box<dyn FnMut(&Connection, Message)>;
@@ -100,6 +101,7 @@ type DrainFn = Box<dyn FnMut(&Connection)>;
 /// ```
 #[derive(Default)]
 pub struct Callbacks {
+    origin: Option<OriginFn>,
     handshake: Option<HandshakeFn>,
     fragment: Option<FragmentFn>,
     connect: Option<ConnectFn>,
@@ -113,6 +115,7 @@ pub struct Callbacks {
 impl std::fmt::Debug for Callbacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callbacks")
+            .field("on_origin", &self.origin.is_some())
             .field("on_handshake", &self.handshake.is_some())
             .field("on_fragment", &self.fragment.is_some())
             .field("on_connect", &self.connect.is_some())
@@ -129,6 +132,23 @@ impl Callbacks {
     /// No closures yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Checks the request's `Origin` header (None when the client sent
+    /// none, as non-browser clients do) before `on_handshake`: false
+    /// refuses the upgrade with 403 Forbidden. Part of the handshake
+    /// (`LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = lws::Callbacks::new()
+    ///     .on_origin(|origin| origin.is_none_or(|o| o == "https://chat.example"));
+    /// # let _ = server;
+    /// ```
+    pub fn on_origin(mut self, f: impl FnMut(Option<&str>) -> bool + 'static) -> Self {
+        self.origin = Some(Box::new(f));
+        self
     }
 
     /// See [`Handler::on_handshake`].
@@ -185,6 +205,11 @@ impl Callbacks {
 
 impl Handler for Callbacks {
     fn on_handshake(&mut self, conn: &Connection, request: &Headers) -> Handshake {
+        if let Some(origin) = &mut self.origin {
+            if !origin(request.get("origin")) {
+                return Handshake::forbidden();
+            }
+        }
         match &mut self.handshake {
             Some(f) => f(conn, request),
             None => Handshake::accept(),

@@ -94,14 +94,18 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
             let Some(listener) = (unsafe { crate::callback::listener_of(wsi) }) else {
                 return reject(wsi, &Handshake::reject(500));
             };
+            let config = listener.config.borrow();
             let mut slot = ConnSlot::new(
                 shared.new_id(),
                 listener.handler.clone(),
-                listener.limits,
+                config.options.limits(),
                 State::Connecting,
             );
             slot.protocols_allowed = listener.protocols.clone();
-            slot.response_headers_out = listener.headers.clone();
+            slot.response_headers_out = config.headers.clone();
+            slot.keepalive = config.options.keepalive;
+            slot.nodelay = Some(config.options.nodelay);
+            drop(config);
             let conn = shared.insert(slot);
             crate::callback::tag_wsi(wsi, conn.key);
             conn

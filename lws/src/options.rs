@@ -17,6 +17,79 @@ pub enum ReceiveMode {
     Fragments,
 }
 
+/// Keepalive (Net::WebSocket::Server's `silence_max`): a connection the
+/// peer has been silent on is pinged, and one that stays silent is hung
+/// up (`on_close` with [`CloseCode::ABNORMAL`](crate::CloseCode::ABNORMAL)).
+/// Anything received counts as a sign of life: a message or a pong.
+///
+/// Checked on the loop every quarter of the smallest `ping_after` in use
+/// (between 50 ms and 1 s), so each limit is met within that much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Keepalive {
+    /// Silence after which lws sends a ping. Default 30 s.
+    pub ping_after: Duration,
+    /// Silence after which the connection is hung up (counted from the
+    /// same moment, so the peer has `hangup_after - ping_after` to answer
+    /// the ping). Default 60 s.
+    pub hangup_after: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            ping_after: Duration::from_secs(30),
+            hangup_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Keepalive {
+    /// Ping after `ping_after` of silence, hang up after `hangup_after`.
+    pub fn new(ping_after: Duration, hangup_after: Duration) -> Self {
+        Keepalive {
+            ping_after,
+            hangup_after,
+        }
+    }
+}
+
+/// permessage-deflate (RFC 7692) settings, for a listener or a client.
+///
+/// A server accepts the extension when a client offers it, and answers
+/// with the parameters below; a client offers it with them. Compressed
+/// messages are inflated up to `max_message_size` like any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Deflate {
+    /// zlib compression level, 1 (fastest) to 9 (smallest). Default 6.
+    pub level: u8,
+    /// LZ77 window (8 to 15 bits) the server compresses with; smaller
+    /// windows use less memory per connection. Default 15.
+    pub server_max_window_bits: u8,
+    /// Window (8 to 15 bits) the client compresses with. Default 15.
+    pub client_max_window_bits: u8,
+    /// The server resets its compressor after each message (less memory,
+    /// worse ratio). Default false.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after each message. Default false.
+    pub client_no_context_takeover: bool,
+    /// Messages shorter than this many bytes are sent uncompressed (RSV1
+    /// clear), where compressing costs more than it saves. Default 64.
+    pub threshold: usize,
+}
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Deflate {
+            level: 6,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            threshold: 64,
+        }
+    }
+}
+
 /// TLS for a listener (wss://).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerTls {
@@ -85,13 +158,41 @@ pub enum Proxy {
 }
 
 /// Options for [`Context::listen`](crate::Context::listen).
+///
+/// The listening socket is bound by this crate (not lws), so every option
+/// here is honoured: backlog, `SO_REUSEPORT`, unix-domain paths; accepted
+/// sockets are handed to lws.
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
-    /// TCP port; 0 lets the OS pick one (see the value `listen` returns).
+    /// TCP port; 0 lets the OS pick one (see [`Listener::port`](crate::Listener::port)).
     pub port: u16,
-    /// Address to bind (IPv4 or IPv6 literal, or an interface name).
-    /// Default: "127.0.0.1".
+    /// Address to bind: an IPv4 or IPv6 literal, or "localhost".
+    /// Default: "127.0.0.1". "::" listens on IPv6 and IPv4 both.
     pub host: String,
+    /// Listen on this unix-domain socket path instead of TCP (`host` and
+    /// `port` are then unused). A stale socket file at the path is
+    /// replaced; any other file there is an error. The file is removed when
+    /// the listener is.
+    pub unix_path: Option<PathBuf>,
+    /// Length of the kernel's queue of accepted-but-unserved connections
+    /// (`listen(2)`'s backlog, capped by `net.core.somaxconn`). Default 511.
+    pub backlog: i32,
+    /// Set `SO_REUSEPORT`, so several sockets (threads or processes) can
+    /// listen on one port and the kernel spreads connections over them.
+    /// Default false.
+    pub reuse_port: bool,
+    /// `TCP_NODELAY` on accepted connections (small messages leave at once
+    /// instead of waiting for Nagle's algorithm). Default true.
+    pub nodelay: bool,
+    /// Ping silent connections and hang up dead ones. Default:
+    /// `Some(Keepalive::default())` (ping after 30 s, hang up after 60 s).
+    pub keepalive: Option<Keepalive>,
+    /// Accept permessage-deflate when clients offer it. Default None.
+    pub deflate: Option<Deflate>,
+    /// Largest single frame accepted; a bigger one closes the connection
+    /// with 1009. Outgoing messages are split into frames of at most this
+    /// size. 0 = unlimited (the default).
+    pub max_frame_size: usize,
     /// lws vhost name. Default "server"; "default" is reserved.
     pub name: String,
     /// The subprotocols this server speaks, in order of preference is the
@@ -118,6 +219,13 @@ impl ListenOptions {
         ListenOptions {
             port,
             host: "127.0.0.1".into(),
+            unix_path: None,
+            backlog: 511,
+            reuse_port: false,
+            nodelay: true,
+            keepalive: Some(Keepalive::default()),
+            deflate: None,
+            max_frame_size: 0,
             name: "server".into(),
             protocols: Vec::new(),
             max_message_size: 0,
@@ -128,10 +236,27 @@ impl ListenOptions {
         }
     }
 
+    /// Defaults, on a unix-domain socket at `path`.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        ListenOptions {
+            unix_path: Some(path.into()),
+            ..ListenOptions::new(0)
+        }
+    }
+
     /// Adds a subprotocol this server speaks.
     pub fn protocol(mut self, name: impl Into<String>) -> Self {
         self.protocols.push(name.into());
         self
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_message_size: self.max_message_size,
+            max_send_queue: self.max_send_queue,
+            max_frame_size: self.max_frame_size,
+            receive: self.receive,
+        }
     }
 }
 
@@ -162,6 +287,13 @@ pub struct ConnectOptions {
     pub proxy: Proxy,
     /// Whole messages (default) or fragments as they arrive.
     pub receive: ReceiveMode,
+    /// Ping a silent server and hang up a dead one. Default:
+    /// `Some(Keepalive::default())`.
+    pub keepalive: Option<Keepalive>,
+    /// Offer permessage-deflate. Default None.
+    pub deflate: Option<Deflate>,
+    /// As [`ListenOptions::max_frame_size`].
+    pub max_frame_size: usize,
 }
 
 impl ConnectOptions {
@@ -177,6 +309,9 @@ impl ConnectOptions {
             tls: ClientTls::default(),
             proxy: Proxy::FromEnv,
             receive: ReceiveMode::Messages,
+            keepalive: Some(Keepalive::default()),
+            deflate: None,
+            max_frame_size: 0,
         }
     }
 
@@ -184,6 +319,15 @@ impl ConnectOptions {
     pub fn protocol(mut self, name: impl Into<String>) -> Self {
         self.protocols.push(name.into());
         self
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_message_size: self.max_message_size,
+            max_send_queue: self.max_send_queue,
+            max_frame_size: self.max_frame_size,
+            receive: self.receive,
+        }
     }
 }
 
@@ -201,6 +345,8 @@ pub struct AdoptOptions {
     pub headers: Vec<(String, String)>,
     /// Whole messages (default) or fragments as they arrive.
     pub receive: ReceiveMode,
+    /// As [`ListenOptions::max_frame_size`].
+    pub max_frame_size: usize,
 }
 
 /// Per-connection limits and modes, copied from the options that made it.
@@ -208,5 +354,6 @@ pub struct AdoptOptions {
 pub(crate) struct Limits {
     pub max_message_size: usize,
     pub max_send_queue: usize,
+    pub max_frame_size: usize,
     pub receive: ReceiveMode,
 }

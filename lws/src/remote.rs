@@ -124,6 +124,26 @@ impl Handle {
         self.remote.push(Command::Stop)
     }
 
+    /// Shuts the context down gracefully ([`Context::shutdown`]) and then
+    /// makes [`Context::run`] return: e.g. from a signal handler thread.
+    ///
+    /// # Errors
+    /// [`Error::ContextGone`] if the context was dropped.
+    pub fn shutdown(&self, code: CloseCode, timeout: std::time::Duration) -> Result<()> {
+        self.run_on_loop(move |cx| {
+            cx.shutdown(code, "server shutting down", timeout, |cx, report| {
+                log::info!(
+                    "shutdown: {} connections, {} closed, {} cut, {} connecting abandoned",
+                    report.connections,
+                    report.closed,
+                    report.forced,
+                    report.abandoned
+                );
+                cx.stop();
+            })
+        })
+    }
+
     /// Runs `f` on the loop thread with the context.
     ///
     /// # Errors

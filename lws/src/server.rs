@@ -1,4 +1,11 @@
-//! Server side: listeners (one lws vhost each) and adopted sockets.
+//! Server side: listeners (one lws vhost each, listening on its own
+//! socket) and adopted sockets.
+//!
+//! lws binds and listens; we then set what it cannot: the backlog (lws
+//! fixes it at compile time) is set again with `listen(2)` on its socket,
+//! and stopping or restarting a listener swaps the file behind lws's fd
+//! number with `dup2` (an unbound socket to stop, a fresh listening one to
+//! start), so lws never sees a closed fd and open connections go on.
 
 use crate::callback::{protocol_callback, StaticProtocols};
 use crate::connection::{ConnSlot, Connection, State};
@@ -6,25 +13,93 @@ use crate::context::{cstring, Context};
 use crate::options::{AdoptOptions, Limits, ListenOptions};
 use crate::{Error, Handler, Result};
 use lws_sys as sys;
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::cell::RefCell;
 use std::ffi::{c_void, CStr, CString};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::raw::c_int;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// One listening vhost; boxed so the pointers lws keeps stay put.
-pub(crate) struct Listener {
+/// Names a listener of a context, for [`Context::stop_listening`],
+/// [`Context::start_listening`], [`Context::configure_listener`] and
+/// [`Context::remove_listener`]. Never reused within a context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub(crate) u64);
+
+/// Where a listener listens.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// A TCP address (the port the OS picked, for port 0).
+    Tcp(SocketAddr),
+    /// A unix-domain socket path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A listener [`Context::listen`] started: its id and bound address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    id: ListenerId,
+    addr: ListenAddr,
+}
+
+impl Listener {
+    /// Its id.
+    pub fn id(&self) -> ListenerId {
+        self.id
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.addr
+    }
+
+    /// The TCP port it listens on (the one the OS picked for port 0); 0
+    /// for a unix-domain listener.
+    pub fn port(&self) -> u16 {
+        match &self.addr {
+            ListenAddr::Tcp(a) => a.port(),
+            ListenAddr::Unix(_) => 0,
+        }
+    }
+}
+
+/// One listener: an lws vhost listening on its socket; boxed so the
+/// pointers lws keeps into it stay put.
+pub(crate) struct ListenerState {
+    pub(crate) id: u64,
     pub(crate) handler: Rc<RefCell<dyn Handler>>,
-    pub(crate) limits: Limits,
-    /// The subprotocols offered (empty: none).
+    /// The subprotocols offered (empty: none); fixed, as lws's table is.
     pub(crate) protocols: Vec<String>,
-    /// Response headers for every connection ("Name:", value).
-    pub(crate) headers: Vec<(CString, CString)>,
+    /// What [`Context::configure_listener`] may change.
+    pub(crate) config: RefCell<ListenConfig>,
     /// Strings lws points to; kept as long as the vhost.
     _strings: Vec<CString>,
     /// lws's protocol table for the vhost (terminated by a zeroed entry).
     table: Vec<sys::lws_protocols>,
+    /// The listening sockets lws made (their fd numbers stay lws's; stop
+    /// and start swap the file behind them).
+    fds: Vec<RawFd>,
+    addr: ListenAddr,
+    listening: bool,
+}
+
+/// A listener's settings for the connections it accepts from now on.
+pub(crate) struct ListenConfig {
+    pub(crate) options: ListenOptions,
+    /// Response headers for every connection ("Name:", value).
+    pub(crate) headers: Vec<(CString, CString)>,
 }
 
 /// The name of the one protocol entry of a listener that offers none: lws
@@ -75,13 +150,17 @@ pub(crate) fn file_cstring(what: &str, path: &Path) -> Result<CString> {
 }
 
 impl Context {
-    /// Starts a WebSocket server; returns the port it listens on.
+    /// Starts a WebSocket server: listens as `options` say and serves every
+    /// connection it accepts with `handler`. A context may have any number
+    /// of listeners (TCP and unix-domain, plain and TLS), added, stopped,
+    /// reconfigured and removed while it runs.
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for a reserved vhost name, a NUL in an
-    /// option, a TLS file that cannot be read, or TLS on a context made
-    /// with `ssl_init: false`; [`Error::Lws`] if lws cannot listen (port
-    /// taken, bad address, unusable certificate or key).
+    /// option, a TLS file that cannot be read, TLS on a context made with
+    /// `ssl_init: false`, or a non-socket file at a unix path;
+    /// [`Error::Lws`] if lws cannot listen (port taken, bad address,
+    /// unusable certificate or key).
     ///
     /// # Examples
     ///
@@ -90,14 +169,19 @@ impl Context {
     /// let cx = Context::new(ContextOptions::default())?;
     /// let mut options = ListenOptions::new(8443).protocol("chat");
     /// options.tls = Some(ServerTls::new("cert.pem", "key.pem"));
-    /// let port = cx.listen(options, Callbacks::new())?;
+    /// let listener = cx.listen(options, Callbacks::new())?;
+    /// println!("listening on {} (port {})", listener.local_addr(), listener.port());
     /// # Ok::<(), lws::Error>(())
     /// ```
-    pub fn listen(&self, options: ListenOptions, handler: impl Handler) -> Result<u16> {
+    pub fn listen(&self, options: ListenOptions, handler: impl Handler) -> Result<Listener> {
+        let raw = self.live_raw()?;
         if options.name == "default" {
             return Err(Error::InvalidOption(
                 "the vhost name \"default\" is reserved by lws".into(),
             ));
+        }
+        if options.backlog < 1 {
+            return Err(Error::InvalidOption("backlog must be at least 1".into()));
         }
         let mut strings = Vec::new();
         let mut keep = |c: CString| {
@@ -106,18 +190,29 @@ impl Context {
             p
         };
         let name = keep(cstring("name", &options.name)?);
-        let iface = keep(cstring("host", &options.host)?);
+        let mut info = sys::lws_context_creation_info {
+            port: options.port as c_int,
+            vhost_name: name,
+            ..Default::default()
+        };
+        if let Some(path) = &options.unix_path {
+            remove_stale_socket(path)?;
+            let path = path.to_str().ok_or_else(|| {
+                Error::InvalidOption(format!("unix socket path {}: not UTF-8", path.display()))
+            })?;
+            info.iface = keep(cstring("unix socket path", path)?);
+            info.options |= sys::LWS_SERVER_OPTION_UNIX_SOCK as u64;
+        } else {
+            info.iface = keep(cstring("host", &options.host)?);
+        }
+        if options.reuse_port {
+            info.options |= sys::LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE as u64;
+        }
         let mut protocol_names = Vec::new();
         for p in &options.protocols {
             crate::handshake::check_protocol_name(p)?;
             protocol_names.push(keep(cstring("protocol", p)?));
         }
-        let mut info = sys::lws_context_creation_info {
-            port: options.port as c_int,
-            iface,
-            vhost_name: name,
-            ..Default::default()
-        };
         if let Some(tls) = &options.tls {
             if !self.shared().ssl_init {
                 return Err(Error::InvalidOption(
@@ -139,19 +234,22 @@ impl Context {
                 info.options |= sys::LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT as u64;
             }
         }
-        let mut listener = Box::new(Listener {
+        let headers = header_cstrings(&options.headers)?;
+        let mut listener = Box::new(ListenerState {
+            id: self.shared().new_id(),
             handler: Rc::new(RefCell::new(handler)),
-            limits: Limits {
-                max_message_size: options.max_message_size,
-                max_send_queue: options.max_send_queue,
-                receive: options.receive,
-            },
             protocols: options.protocols.clone(),
-            headers: header_cstrings(&options.headers)?,
+            config: RefCell::new(ListenConfig {
+                options: options.clone(),
+                headers,
+            }),
             _strings: strings,
             table: Vec::new(),
+            fds: Vec::new(),
+            addr: ListenAddr::Unix(PathBuf::new()),
+            listening: true,
         });
-        let user = &*listener as *const Listener as *mut c_void;
+        let user = &*listener as *const ListenerState as *mut c_void;
         let entry = |name| sys::lws_protocols {
             name,
             callback: Some(protocol_callback),
@@ -164,14 +262,18 @@ impl Context {
         listener.table = protocol_names.into_iter().map(entry).collect();
         listener.table.push(sys::lws_protocols::default());
         info.protocols = listener.table.as_ptr();
+        // Keepalive is ours (crate::keepalive): lws's is switched off.
+        info.retry_and_idle_policy = crate::keepalive::DISABLED.as_ptr();
         // SAFETY: the context is live; info points into the boxed listener,
         // which we keep (in Shared) as long as the context.
-        let vh = unsafe { sys::lws_create_vhost(self.raw(), &info) };
+        let vh = unsafe { sys::lws_create_vhost(raw, &info) };
         if vh.is_null() {
+            let at = match &options.unix_path {
+                Some(p) => format!("unix:{}", p.display()),
+                None => format!("{}:{}", options.host, options.port),
+            };
             return Err(Error::Lws(format!(
-                "cannot listen on {}:{} (address in use or not available{})",
-                options.host,
-                options.port,
+                "cannot listen on {at} (address in use or not available{})",
                 if options.tls.is_some() {
                     ", or the certificate, key or CA file is not usable"
                 } else {
@@ -179,10 +281,205 @@ impl Context {
                 }
             )));
         }
-        // SAFETY: vh is the vhost just created.
-        let port = unsafe { sys::lws_get_vhost_listen_port(vh) };
+        listener.fds = {
+            let mut all = self.shared().listen_fds.borrow_mut();
+            let mine = all
+                .iter()
+                .filter(|(v, _)| *v == vh)
+                .map(|(_, fd)| *fd)
+                .collect();
+            all.retain(|(v, _)| *v != vh);
+            mine
+        };
+        for &fd in &listener.fds {
+            // lws listens with its compile-time backlog; ours replaces it.
+            // SAFETY: fd is lws's open listening socket.
+            unsafe { libc::listen(fd, options.backlog) };
+        }
+        listener.addr = match &options.unix_path {
+            Some(p) => ListenAddr::Unix(p.clone()),
+            None => {
+                // SAFETY: vh is the vhost just created.
+                let port = unsafe { sys::lws_get_vhost_listen_port(vh) } as u16;
+                let bound = listener.fds.first().and_then(|&fd| local_addr(fd));
+                ListenAddr::Tcp(bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port))))
+            }
+        };
+        let public = Listener {
+            id: ListenerId(listener.id),
+            addr: listener.addr.clone(),
+        };
         self.shared().listeners.borrow_mut().push(listener);
-        Ok(port as u16)
+        Ok(public)
+    }
+
+    /// The listeners, with their bound addresses (stopped ones included).
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.shared()
+            .listeners
+            .borrow()
+            .iter()
+            .filter(|l| l.id != 0) // 0: removed
+            .map(|l| Listener {
+                id: ListenerId(l.id),
+                addr: l.addr.clone(),
+            })
+            .collect()
+    }
+
+    /// True while the listener accepts connections (not stopped, not
+    /// removed).
+    pub fn is_listening(&self, id: ListenerId) -> bool {
+        self.shared()
+            .listeners
+            .borrow()
+            .iter()
+            .any(|l| l.id == id.0 && l.listening)
+    }
+
+    /// Stops accepting on this listener: its socket stops listening, so
+    /// new connects are refused (and those the kernel had queued are
+    /// reset); open connections go on. False for an unknown or already
+    /// stopped listener.
+    pub fn stop_listening(&self, id: ListenerId) -> bool {
+        let fds = {
+            let mut listeners = self.shared().listeners.borrow_mut();
+            let Some(l) = listeners.iter_mut().find(|l| l.id == id.0 && l.listening) else {
+                return false;
+            };
+            l.listening = false;
+            l.fds.clone()
+        };
+        for fd in fds {
+            // An unbound socket of the same family takes the listening
+            // socket's place under lws's fd number; the old one closes.
+            let domain = socket_domain(fd).unwrap_or(Domain::IPV4);
+            match Socket::new(domain, Type::STREAM, None) {
+                Ok(idle) => {
+                    swap_socket(fd, &idle);
+                    self.shared().reactor.borrow_mut().quiesce(fd);
+                }
+                Err(e) => log::warn!("listener {}: cannot stop listening: {e}", id.0),
+            }
+        }
+        true
+    }
+
+    /// Listens again on a stopped listener, at the address it had (the
+    /// same port, also when the OS picked it). Ok(false) if it was
+    /// listening already.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for an unknown listener; [`Error::Io`] if
+    /// the address is taken now.
+    pub fn start_listening(&self, id: ListenerId) -> Result<bool> {
+        let (fds, addr, options) = {
+            let listeners = self.shared().listeners.borrow();
+            let Some(l) = listeners.iter().find(|l| l.id == id.0) else {
+                return Err(Error::InvalidOption(format!("no listener {}", id.0)));
+            };
+            if l.listening {
+                return Ok(false);
+            }
+            let options = l.config.borrow().options.clone();
+            (l.fds.clone(), l.addr.clone(), options)
+        };
+        let mut sockets = Vec::new();
+        for _ in &fds {
+            sockets.push(bind_like(&addr, &options)?);
+        }
+        for (fd, socket) in fds.iter().zip(&sockets) {
+            swap_socket(*fd, socket);
+            self.shared().reactor.borrow_mut().rearm(*fd);
+        }
+        if let Some(l) = self
+            .shared()
+            .listeners
+            .borrow_mut()
+            .iter_mut()
+            .find(|l| l.id == id.0)
+        {
+            l.listening = true;
+        }
+        Ok(true)
+    }
+
+    /// Stops listening for good; the listener's open connections go on.
+    /// (lws keeps its vhost until the context is dropped.) False for an
+    /// unknown listener.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.stop_listening(id);
+        let mut listeners = self.shared().listeners.borrow_mut();
+        let Some(l) = listeners.iter_mut().find(|l| l.id == id.0) else {
+            return false;
+        };
+        if let ListenAddr::Unix(path) = &l.addr {
+            let _ = std::fs::remove_file(path);
+        }
+        // Kept (lws points into it), but no longer listed.
+        l.id = 0;
+        true
+    }
+
+    /// Changes a listener's settings for the connections it accepts from
+    /// now on (UniEvent's `configure`): `max_message_size`,
+    /// `max_send_queue`, `max_frame_size`, `headers`, `keepalive`,
+    /// `nodelay`, `receive`. Connections already open keep what they had.
+    /// What lws fixes per listening vhost (address, TLS, subprotocols)
+    /// cannot change: remove the listener and listen again for that.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for an unknown listener, a change lws
+    /// fixes, or a bad header.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(cx: &lws::Context, listener: &lws::Listener) -> lws::Result<()> {
+    /// cx.configure_listener(listener.id(), |o| o.max_message_size = 1 << 20)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn configure_listener(
+        &self,
+        id: ListenerId,
+        change: impl FnOnce(&mut ListenOptions),
+    ) -> Result<()> {
+        let listeners = self.shared().listeners.borrow();
+        let Some(l) = listeners.iter().find(|l| l.id == id.0) else {
+            return Err(Error::InvalidOption(format!("no listener {}", id.0)));
+        };
+        let mut options = l.config.borrow().options.clone();
+        let before = options.clone();
+        change(&mut options);
+        let fixed = |o: &ListenOptions| {
+            (
+                o.host.clone(),
+                o.port,
+                o.unix_path.clone(),
+                o.reuse_port,
+                o.name.clone(),
+                o.protocols.clone(),
+                o.tls.clone(),
+            )
+        };
+        if fixed(&options) != fixed(&before) {
+            return Err(Error::InvalidOption(
+                "configure_listener cannot change the address, name, TLS or subprotocols: remove the listener and listen again".into(),
+            ));
+        }
+        let headers = header_cstrings(&options.headers)?;
+        if options.backlog != before.backlog {
+            if options.backlog < 1 {
+                return Err(Error::InvalidOption("backlog must be at least 1".into()));
+            }
+            for &fd in &l.fds {
+                // SAFETY: fd is lws's open socket; on a stopped listener
+                // (not listening) this fails harmlessly.
+                unsafe { libc::listen(fd, options.backlog) };
+            }
+        }
+        *l.config.borrow_mut() = ListenConfig { options, headers };
+        Ok(())
     }
 
     /// Hands a connected socket to lws as a WebSocket server connection,
@@ -219,6 +516,7 @@ impl Context {
         let limits = Limits {
             max_message_size: options.max_message_size,
             max_send_queue: options.max_send_queue,
+            max_frame_size: options.max_frame_size,
             receive: options.receive,
         };
         let mut slot = ConnSlot::new(
@@ -272,6 +570,7 @@ impl Context {
             port: sys::CONTEXT_PORT_NO_LISTEN_SERVER,
             vhost_name: c"lws-rs-adopted".as_ptr(),
             protocols: ADOPT_PROTOCOLS.as_ptr(),
+            retry_and_idle_policy: crate::keepalive::DISABLED.as_ptr(),
             ..Default::default()
         };
         // SAFETY: the context is live; info's pointers are static.
@@ -284,4 +583,116 @@ impl Context {
         shared.adopt_vhost.set(vh);
         Ok(vh)
     }
+}
+
+/// The local address of a socket.
+fn local_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: getsockname writes at most `len` bytes into storage.
+    let (_, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            if libc::getsockname(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+    .ok()?;
+    addr.as_socket()
+}
+
+fn socket_domain(fd: RawFd) -> Option<Domain> {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: SO_DOMAIN writes one int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            &mut v as *mut c_int as *mut c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then(|| Domain::from(v))
+}
+
+/// Puts `socket`'s file behind `fd` (lws's number), closing what was
+/// there; `socket` keeps its own number and is closed by its owner.
+fn swap_socket(fd: RawFd, socket: &Socket) {
+    // SAFETY: both are open descriptors; dup2 closes fd's old file
+    // atomically and makes fd refer to socket's. lws keeps using fd.
+    if unsafe { libc::dup2(socket.as_raw_fd(), fd) } < 0 {
+        log::warn!(
+            "cannot swap listening socket {fd}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A listening socket on `addr`, made as lws makes its own, with our
+/// backlog.
+fn bind_like(addr: &ListenAddr, options: &ListenOptions) -> Result<Socket> {
+    let (socket, sockaddr) = match addr {
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path)?;
+            (
+                Socket::new(Domain::UNIX, Type::STREAM, None)?,
+                SockAddr::unix(path)?,
+            )
+        }
+        ListenAddr::Tcp(a) => {
+            let socket = Socket::new(Domain::for_address(*a), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            if options.reuse_port {
+                socket.set_reuse_port(true)?;
+            }
+            if a.is_ipv6() {
+                socket.set_only_v6(false)?;
+            }
+            (socket, (*a).into())
+        }
+    };
+    socket
+        .bind(&sockaddr)
+        .and_then(|()| socket.listen(options.backlog))
+        .map_err(|e| listen_error(&addr.to_string(), e))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn listen_error(addr: &str, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("cannot listen on {addr}: {e}"),
+    ))
+}
+
+/// A socket file left by an earlier run is replaced; anything else at the
+/// path is not ours to remove.
+fn remove_stale_socket(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => Ok(std::fs::remove_file(path)?),
+        Ok(_) => Err(Error::InvalidOption(format!(
+            "unix socket path {}: a file that is not a socket is in the way",
+            path.display()
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Sets TCP_NODELAY on a socket lws owns (a failure only costs latency).
+pub(crate) fn set_nodelay(fd: RawFd, on: bool) {
+    let v: c_int = on.into();
+    // SAFETY: fd is an open socket; setsockopt reads one int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &v as *const c_int as *const c_void,
+            std::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    };
 }

@@ -91,7 +91,7 @@ impl Server {
         build: impl FnOnce() -> Callbacks + Send + 'static,
     ) -> Server {
         let (thread, port) =
-            ServerThread::start(move |cx| cx.listen(options, build()).expect("listen"));
+            ServerThread::start(move |cx| cx.listen(options, build()).expect("listen").port());
         Server { port, thread }
     }
 
