@@ -3,20 +3,23 @@
 //! Run me with: `cargo run --release --example echo_server -- [--host 127.0.0.1] [--port 9001]`
 //! (port 0 lets the OS pick). More options: `--protocol NAME` (repeat to
 //! offer several subprotocols), `--max-message-size BYTES` (bigger messages
-//! close the connection with 1009), `--tls-cert FILE --tls-key FILE` (wss://).
+//! close the connection with 1009), `--tls-cert FILE --tls-key FILE` (wss://),
+//! `--threads N` (N loops on N threads sharing the port via SO_REUSEPORT),
+//! `--unix PATH` (listen on a unix-domain socket instead).
 //! The first line on stdout is `listening on ws://HOST:PORT/` (or wss://).
-//! Stops cleanly on SIGINT / SIGTERM.
+//! On SIGINT / SIGTERM it shuts down gracefully (close 1001 to every client).
 
 mod common;
 
 use lws::{ListenOptions, ServerTls};
 use std::process::ExitCode;
 
-const USAGE: &str = "[--host ADDR] [--port N] [--protocol NAME]... [--max-message-size BYTES] [--tls-cert FILE --tls-key FILE]";
+const USAGE: &str = "[--host ADDR] [--port N] [--protocol NAME]... [--max-message-size BYTES] [--tls-cert FILE --tls-key FILE] [--threads N] [--unix PATH]";
 
 fn main() -> ExitCode {
     let mut options = ListenOptions::new(9001);
     let (mut cert, mut key) = (None, None);
+    let mut threads = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let Some(value) = args.next() else {
@@ -37,6 +40,17 @@ fn main() -> ExitCode {
                     return common::usage("echo_server", USAGE, &format!("bad size {value:?}"))
                 }
             },
+            "--threads" => match value.parse() {
+                Ok(n) if n >= 1 => threads = n,
+                _ => {
+                    return common::usage(
+                        "echo_server",
+                        USAGE,
+                        &format!("bad thread count {value:?}"),
+                    )
+                }
+            },
+            "--unix" => options.unix_path = Some(value.into()),
             "--tls-cert" => cert = Some(value),
             "--tls-key" => key = Some(value),
             _ => {
@@ -53,5 +67,5 @@ fn main() -> ExitCode {
         (None, None) => {}
         _ => return common::usage("echo_server", USAGE, "--tls-cert and --tls-key go together"),
     }
-    common::serve_echo("echo_server", options)
+    common::serve_echo("echo_server", options, threads)
 }

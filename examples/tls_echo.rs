@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         _ => return common::usage("tls_echo", USAGE, "--tls-cert and --tls-key go together"),
     };
     options.tls = Some(ServerTls::new(cert, key));
-    common::serve_echo("tls_echo", options)
+    common::serve_echo("tls_echo", options, 1)
 }
 
 /// A P-256 key and a self-signed certificate for localhost, 127.0.0.1 and

@@ -1,37 +1,66 @@
 //! Pieces the example servers share: serving an echo, stopping on signals.
 
-use lws::{Callbacks, Context, ContextOptions, ListenOptions};
+use lws::{Callbacks, CloseCode, Context, ContextOptions, ListenOptions, ServerThreads};
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Runs an echo server with `options` until SIGINT or SIGTERM (then shuts
-/// down gracefully). Prints
-/// `listening on ws://HOST:PORT/` (wss:// with TLS) as the first stdout line.
-pub fn serve_echo(name: &str, options: ListenOptions) -> ExitCode {
+/// Runs an echo server with `options` on `threads` loops (one per thread,
+/// sharing the port through SO_REUSEPORT when more than one) until SIGINT
+/// or SIGTERM, then shuts down gracefully: every client gets close 1001
+/// after what was queued for it, within 5 s. Prints
+/// `listening on ws://HOST:PORT/` (wss:// with TLS, `unix:PATH` for a unix
+/// socket) as the first stdout line.
+pub fn serve_echo(name: &str, options: ListenOptions, threads: usize) -> ExitCode {
+    let host = options.host.clone();
+    let unix = options.unix_path.clone();
+    let scheme = if options.tls.is_some() { "wss" } else { "ws" };
+    let echo = || {
+        Callbacks::new().on_message(|conn, msg| {
+            let _ = conn.send(msg);
+        })
+    };
+    let shown = |port: u16| {
+        if let Some(path) = &unix {
+            println!("listening on unix:{}", path.display());
+            return;
+        }
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        println!("listening on {scheme}://{host}:{port}/");
+    };
+    if threads > 1 {
+        let servers = match ServerThreads::spawn(threads, options, move |_| echo()) {
+            Ok(s) => s,
+            Err(e) => return fail(name, &e),
+        };
+        shown(servers.port());
+        let handles = servers.handles().to_vec();
+        if let Err(e) = stop_on_signals(move || {
+            for h in handles {
+                let _ = h.shutdown(CloseCode::AWAY, Duration::from_secs(5));
+            }
+        }) {
+            return fail(name, &e.into());
+        }
+        return match servers.join() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(name, &e),
+        };
+    }
     let cx = match Context::new(ContextOptions::default()) {
         Ok(cx) => cx,
         Err(e) => return fail(name, &e),
     };
-    let host = options.host.clone();
-    let scheme = if options.tls.is_some() { "wss" } else { "ws" };
-    let echo = Callbacks::new().on_message(|conn, msg| {
-        let _ = conn.send(msg);
-    });
-    let port = match cx.listen(options, echo) {
-        Ok(listener) => listener.port(),
+    match cx.listen(options, echo()) {
+        Ok(listener) => shown(listener.port()),
         Err(e) => return fail(name, &e),
-    };
-    let shown = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    println!("listening on {scheme}://{shown}:{port}/");
-
-    // A signal shuts down gracefully: every client gets close 1001 after
-    // what was queued for it, within 5 s.
+    }
     let handle = cx.handle();
     if let Err(e) = stop_on_signals(move || {
-        let _ = handle.shutdown(lws::CloseCode::AWAY, std::time::Duration::from_secs(5));
+        let _ = handle.shutdown(CloseCode::AWAY, Duration::from_secs(5));
     }) {
         return fail(name, &e.into());
     }

@@ -54,6 +54,7 @@ mod panic;
 mod remote;
 mod server;
 mod shutdown;
+mod threads;
 mod timers;
 mod tls_verify;
 mod watch;
@@ -72,6 +73,7 @@ pub use options::{
 pub use remote::Handle;
 pub use server::{ListenAddr, Listener, ListenerId};
 pub use shutdown::{Broadcast, ShutdownReport};
+pub use threads::ServerThreads;
 pub use timers::TimerId;
 
 /// The raw FFI layer, for what this crate does not wrap.
