@@ -159,20 +159,19 @@ pub enum Proxy {
 
 /// Options for [`Context::listen`](crate::Context::listen).
 ///
-/// The listening socket is bound by this crate (not lws), so every option
-/// here is honoured: backlog, `SO_REUSEPORT`, unix-domain paths; accepted
-/// sockets are handed to lws.
+/// Every option here is honoured, including those lws cannot set itself
+/// (the backlog is applied to lws's socket after it listens).
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
     /// TCP port; 0 lets the OS pick one (see [`Listener::port`](crate::Listener::port)).
     pub port: u16,
-    /// Address to bind: an IPv4 or IPv6 literal, or "localhost".
-    /// Default: "127.0.0.1". "::" listens on IPv6 and IPv4 both.
+    /// Address to bind (IPv4 or IPv6 literal, or an interface name).
+    /// Default: "127.0.0.1".
     pub host: String,
     /// Listen on this unix-domain socket path instead of TCP (`host` and
     /// `port` are then unused). A stale socket file at the path is
     /// replaced; any other file there is an error. The file is removed when
-    /// the listener is.
+    /// the listener is removed.
     pub unix_path: Option<PathBuf>,
     /// Length of the kernel's queue of accepted-but-unserved connections
     /// (`listen(2)`'s backlog, capped by `net.core.somaxconn`). Default 511.
