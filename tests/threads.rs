@@ -50,12 +50,10 @@ fn connections_spread_over_threads_and_all_shut_down() {
 
     servers.shutdown(CloseCode::AWAY, Duration::from_secs(5));
     for (n, mut ws) in clients.into_iter().enumerate() {
-        let code = loop {
-            match ws.read() {
-                Ok(WsMessage::Close(frame)) => break frame.map(|f| u16::from(f.code)),
-                Ok(other) => panic!("client {n}: unexpected {other:?}"),
-                Err(e) => panic!("client {n}: no close frame: {e}"),
-            }
+        let code = match ws.read() {
+            Ok(WsMessage::Close(frame)) => frame.map(|f| u16::from(f.code)),
+            Ok(other) => panic!("client {n}: unexpected {other:?}"),
+            Err(e) => panic!("client {n}: no close frame: {e}"),
         };
         assert_eq!(code, Some(1001), "client {n}");
         let _ = ws.close(None);

@@ -40,8 +40,9 @@ pub(crate) struct Shared {
     pub(crate) in_connect: Cell<bool>,
     #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each listener
     pub(crate) listeners: RefCell<Vec<Box<server::ListenerState>>>,
-    /// Listening sockets lws made, by vhost (filled as lws creates them).
-    pub(crate) listen_fds: RefCell<Vec<(*mut sys::lws_vhost, std::os::fd::RawFd)>>,
+    /// Listening sockets lws made, by vhost, with their listen wsi
+    /// (filled as lws creates them).
+    pub(crate) listen_fds: RefCell<Vec<(*mut sys::lws_vhost, std::os::fd::RawFd, *mut sys::lws)>>,
     /// Client vhosts by TLS files and proxy, made on first use.
     pub(crate) client_vhosts: RefCell<HashMap<client::VhostKey, *mut sys::lws_vhost>>,
     /// The vhost adopted sockets join, made on first use.

@@ -335,7 +335,7 @@ unsafe extern "C" fn op_init_listen(wsi: *mut sys::lws) -> c_int {
         if fd < 0 {
             return 1;
         }
-        shared.listen_fds.borrow_mut().push((vhost, fd));
+        shared.listen_fds.borrow_mut().push((vhost, fd, wsi));
         shared.reactor.borrow_mut().register(wsi, fd)
     })
 }

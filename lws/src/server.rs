@@ -4,7 +4,7 @@
 //! lws binds and listens; we then set what it cannot: the backlog (lws
 //! fixes it at compile time) is set again with `listen(2)` on its socket,
 //! and stopping or restarting a listener swaps the file behind lws's fd
-//! number with `dup2` (an unbound socket to stop, a fresh listening one to
+//! number with `dup3` (an unbound socket to stop, a fresh listening one to
 //! start), so lws never sees a closed fd and open connections go on.
 
 use crate::callback::{protocol_callback, StaticProtocols};
@@ -91,6 +91,9 @@ pub(crate) struct ListenerState {
     /// The listening sockets lws made (their fd numbers stay lws's; stop
     /// and start swap the file behind them).
     fds: Vec<RawFd>,
+    /// lws's listen wsi of each of `fds`, closed when the listener is
+    /// removed.
+    listen_wsis: Vec<*mut sys::lws>,
     addr: ListenAddr,
     listening: bool,
 }
@@ -183,6 +186,14 @@ impl Context {
         if options.backlog < 1 {
             return Err(Error::InvalidOption("backlog must be at least 1".into()));
         }
+        if let Some(other) = self.listener_at(&options) {
+            // lws would not listen again: it would share that listener's
+            // socket (and hand its connections to that listener).
+            return Err(Error::Lws(format!(
+                "cannot listen on {}: listener {other} of this context listens there (remove it first)",
+                describe_at(&options)
+            )));
+        }
         let mut strings = Vec::new();
         let mut keep = |c: CString| {
             let p = c.as_ptr();
@@ -246,6 +257,7 @@ impl Context {
             _strings: strings,
             table: Vec::new(),
             fds: Vec::new(),
+            listen_wsis: Vec::new(),
             addr: ListenAddr::Unix(PathBuf::new()),
             listening: true,
         });
@@ -268,10 +280,7 @@ impl Context {
         // which we keep (in Shared) as long as the context.
         let vh = unsafe { sys::lws_create_vhost(raw, &info) };
         if vh.is_null() {
-            let at = match &options.unix_path {
-                Some(p) => format!("unix:{}", p.display()),
-                None => format!("{}:{}", options.host, options.port),
-            };
+            let at = describe_at(&options);
             return Err(Error::Lws(format!(
                 "cannot listen on {at} (address in use or not available{})",
                 if options.tls.is_some() {
@@ -281,16 +290,26 @@ impl Context {
                 }
             )));
         }
-        listener.fds = {
+        (listener.fds, listener.listen_wsis) = {
             let mut all = self.shared().listen_fds.borrow_mut();
             let mine = all
                 .iter()
-                .filter(|(v, _)| *v == vh)
-                .map(|(_, fd)| *fd)
-                .collect();
-            all.retain(|(v, _)| *v != vh);
+                .filter(|(v, _, _)| *v == vh)
+                .map(|(_, fd, wsi)| (*fd, *wsi))
+                .unzip();
+            all.retain(|(v, _, _)| *v != vh);
             mine
         };
+        if listener.fds.is_empty() {
+            // lws made the vhost but no socket (e.g. an address on no
+            // interface): nothing would ever arrive.
+            // SAFETY: vh was just created and has no connections.
+            unsafe { sys::lws_vhost_destroy(vh) };
+            return Err(Error::Lws(format!(
+                "cannot listen on {} (no socket could be bound)",
+                describe_at(&options)
+            )));
+        }
         for &fd in &listener.fds {
             // lws listens with its compile-time backlog; ours replaces it.
             // SAFETY: fd is lws's open listening socket.
@@ -404,21 +423,54 @@ impl Context {
         Ok(true)
     }
 
-    /// Stops listening for good; the listener's open connections go on.
-    /// (lws keeps its vhost until the context is dropped.) False for an
-    /// unknown listener.
+    /// Stops listening for good; the listener's open connections go on,
+    /// and its address may be listened on again. (lws keeps its vhost
+    /// until the context is dropped.) False for an unknown listener.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
         self.stop_listening(id);
-        let mut listeners = self.shared().listeners.borrow_mut();
-        let Some(l) = listeners.iter_mut().find(|l| l.id == id.0) else {
-            return false;
+        let wsis = {
+            let mut listeners = self.shared().listeners.borrow_mut();
+            let Some(l) = listeners.iter_mut().find(|l| l.id == id.0) else {
+                return false;
+            };
+            if let ListenAddr::Unix(path) = &l.addr {
+                let _ = std::fs::remove_file(path);
+            }
+            // Kept (lws points into it), but no longer listed.
+            l.id = 0;
+            l.fds.clear();
+            std::mem::take(&mut l.listen_wsis)
         };
-        if let ListenAddr::Unix(path) = &l.addr {
-            let _ = std::fs::remove_file(path);
+        for wsi in wsis {
+            // lws's listen wsi goes too (with the idle socket stop left
+            // under its fd): otherwise lws would hand it to the next vhost
+            // of this context listening at the same address instead of
+            // listening again. Never the wsi being serviced (listen wsis
+            // run no user code), so closing it now is safe.
+            // SAFETY: the wsi is lws's live listen wsi of this listener.
+            unsafe {
+                sys::lws_set_timeout(wsi, sys::PENDING_TIMEOUT_USER_OK, sys::LWS_TO_KILL_SYNC)
+            };
         }
-        // Kept (lws points into it), but no longer listed.
-        l.id = 0;
         true
+    }
+
+    /// The listener (live or stopped) whose address lws would take as the
+    /// same as `options`': same host string and port (not 0), or same unix
+    /// path.
+    fn listener_at(&self, options: &ListenOptions) -> Option<u64> {
+        let listeners = self.shared().listeners.borrow();
+        let other = listeners.iter().filter(|l| l.id != 0).find(|l| {
+            let theirs = &l.config.borrow().options;
+            match (&options.unix_path, &l.addr) {
+                (Some(path), ListenAddr::Unix(p)) => path == p,
+                (None, ListenAddr::Tcp(a)) => {
+                    options.port != 0 && a.port() == options.port && theirs.host == options.host
+                }
+                _ => false,
+            }
+        });
+        other.map(|l| l.id)
     }
 
     /// Changes a listener's settings for the connections it accepts from
@@ -585,6 +637,14 @@ impl Context {
     }
 }
 
+/// Where `options` listen, for messages.
+fn describe_at(options: &ListenOptions) -> String {
+    match &options.unix_path {
+        Some(p) => format!("unix:{}", p.display()),
+        None => format!("{}:{}", options.host, options.port),
+    }
+}
+
 /// The local address of a socket.
 fn local_addr(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: getsockname writes at most `len` bytes into storage.
@@ -620,9 +680,12 @@ fn socket_domain(fd: RawFd) -> Option<Domain> {
 /// Puts `socket`'s file behind `fd` (lws's number), closing what was
 /// there; `socket` keeps its own number and is closed by its owner.
 fn swap_socket(fd: RawFd, socket: &Socket) {
-    // SAFETY: both are open descriptors; dup2 closes fd's old file
+    // SAFETY: both are open descriptors; dup3 closes fd's old file
     // atomically and makes fd refer to socket's. lws keeps using fd.
-    if unsafe { libc::dup2(socket.as_raw_fd(), fd) } < 0 {
+    // O_CLOEXEC as lws sets it on its sockets (dup2 would clear it, and
+    // every child process would inherit the listening socket, which then
+    // keeps accepting in the child after stop_listening).
+    if unsafe { libc::dup3(socket.as_raw_fd(), fd, libc::O_CLOEXEC) } < 0 {
         log::warn!(
             "cannot swap listening socket {fd}: {}",
             std::io::Error::last_os_error()

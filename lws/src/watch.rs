@@ -80,6 +80,9 @@ impl Watches {
             } else {
                 w.writable = Some(f);
             }
+            // The new direction may have been ready (or not) for a while:
+            // no edge tells, so ask now.
+            w.ready = readiness(fd);
             self.enqueue(fd);
             return Ok(());
         }
@@ -99,9 +102,10 @@ impl Watches {
             Watch {
                 readable,
                 writable,
-                // Assume ready until a callback finds otherwise: an fd that
-                // is ready already gives no new edge.
-                ready: READ | WRITE,
+                // Ready as it is now (registered first, so a change from
+                // here on gives an edge): a watcher is not called on an fd
+                // that is not ready.
+                ready: readiness(fd),
                 queued: false,
             },
         );

@@ -7,6 +7,7 @@
 pub mod echo_log;
 pub mod http;
 pub mod proxy;
+pub mod raw_ws;
 pub mod tls;
 
 use lws::{Callbacks, ConnectOptions, Context, ContextOptions, Handle, ListenOptions, Proxy};
