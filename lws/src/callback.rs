@@ -186,6 +186,12 @@ unsafe fn dispatch(
             }
         }
         sys::LWS_CALLBACK_ESTABLISHED => on_established_server(&shared, wsi),
+        sys::LWS_CALLBACK_CONFIRM_EXTENSION_OKAY => {
+            // Every listener's vhost carries permessage-deflate; this
+            // connection takes it only if its listener's settings say so.
+            let wanted = with_slot_of(&shared, wsi, |s| s.deflate.is_some());
+            c_int::from(wanted != Some(true))
+        }
         sys::LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH => {
             // The last moment the response's header table is attached.
             // SAFETY: wsi is live and holds the parsed response headers.
@@ -347,6 +353,13 @@ fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.peer_cert_name = peer_cert_name(wsi);
         slot.response_headers_out = Vec::new();
         slot.last_heard = std::time::Instant::now();
+        if let Some(d) = slot.deflate {
+            let offer = slot
+                .request_headers_in
+                .as_ref()
+                .and_then(|h| h.get("sec-websocket-extensions"));
+            slot.deflate_active = crate::deflate::configure(wsi, &d, true, offer);
+        }
         if let Some(on) = slot.nodelay {
             // SAFETY: wsi is live.
             crate::server::set_nodelay(unsafe { sys::lws_get_socket_fd(wsi) }, on);
@@ -381,6 +394,9 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.peer_cert_name = peer_cert_name(wsi);
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
         slot.last_heard = std::time::Instant::now();
+        if let Some(d) = slot.deflate {
+            slot.deflate_active = crate::deflate::configure(wsi, &d, false, None);
+        }
         Some((headers, slot.keepalive))
     });
     let Some(Some((headers, keepalive))) = headers else {
@@ -429,7 +445,14 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
         // A chunk after one that ended its frame starts a frame: this
         // chunk and what lws says remains of it make the frame's length.
         let max_frame = slot.limits.max_frame_size;
-        if max_frame > 0 && !slot.rx_in_frame && data.len() + remaining > max_frame {
+        // With deflate, `data` is inflated while `remaining` counts wire
+        // bytes: only the wire size of what is left is comparable.
+        let frame_len = if slot.deflate_active {
+            remaining
+        } else {
+            data.len() + remaining
+        };
+        if max_frame > 0 && !slot.rx_in_frame && frame_len > max_frame {
             return Rx::TooBig;
         }
         slot.rx_in_frame = remaining > 0;
@@ -548,7 +571,14 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return 0;
     };
-    let corked = conn.with_slot(|s| s.queue.len() >= CORK_MIN_FRAMES) == Some(true);
+    // lws calls WRITEABLE only once it has drained a compressed message,
+    // so the frame zlib was reading can go now.
+    let Some((corked, deflating)) = conn.with_slot(|s| {
+        s.tx_in_flight = None;
+        (s.queue.len() >= CORK_MIN_FRAMES, s.deflate_active)
+    }) else {
+        return 0;
+    };
     if corked {
         set_cork(wsi, true);
     }
@@ -557,11 +587,11 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     loop {
         let next = conn.with_slot(|slot| {
             let frame = slot.queue.pop_front()?;
-            slot.queued_bytes -= frame.payload_len();
+            slot.queued_bytes -= frame.payload;
             Some(frame)
         });
         let Some(Some(mut frame)) = next else { break };
-        let len = frame.payload_len();
+        let len = frame.write_len();
         // SAFETY: the buffer has LWS_PRE bytes of headroom before the
         // payload, as lws_write requires; wsi is live.
         let n = unsafe {
@@ -577,6 +607,13 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
             break;
         }
         wrote = true;
+        if deflating && frame.is_extended() {
+            // lws may drain this message over later writes, reading our
+            // buffer as it goes, and would take another data write as part
+            // of it: keep the frame and write no more data this time.
+            conn.with_slot(|s| s.tx_in_flight = Some(frame));
+            break;
+        }
         // SAFETY: wsi is live.
         if unsafe { sys::lws_partial_buffered(wsi) } != 0 {
             break; // lws holds the rest; it asks for POLLOUT itself

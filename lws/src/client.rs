@@ -28,6 +28,8 @@ pub(crate) struct VhostKey {
     key_file: Option<PathBuf>,
     /// `host:port` (maybe with `user:pass@`), or None for direct.
     proxy: Option<String>,
+    /// permessage-deflate offered (lws keeps the offer per vhost).
+    deflate: Option<crate::Deflate>,
 }
 
 /// A ws:// or wss:// URL, taken apart as lws wants it.
@@ -184,7 +186,7 @@ impl Context {
         }
         let proxy = resolve_proxy(&options.proxy, &target.host, |n| std::env::var(n).ok())?;
         let proxy_in_use = proxy.is_some();
-        let vhost = self.client_vhost(&options.tls, proxy)?;
+        let vhost = self.client_vhost(&options.tls, proxy, options.deflate)?;
         // Through a proxy lws writes "CONNECT address:port": an IPv6
         // literal needs its brackets there (lws resolves only the proxy).
         let address = if proxy_in_use && target.host.contains(':') {
@@ -215,6 +217,8 @@ impl Context {
         );
         slot.request_headers = options.headers.clone();
         slot.keepalive = options.keepalive;
+        slot.deflate = options.deflate;
+        slot.is_client = true;
         // lws 4.3.5 takes the TLS name from the Host header cut at the first
         // ':', which leaves "[" for an IPv6 literal: check the address
         // ourselves (crate::tls_verify) and tell lws to skip its check.
@@ -282,12 +286,18 @@ impl Context {
     }
 
     /// The client vhost for these TLS files and proxy, made on first use.
-    fn client_vhost(&self, tls: &ClientTls, proxy: Option<String>) -> Result<*mut sys::lws_vhost> {
+    fn client_vhost(
+        &self,
+        tls: &ClientTls,
+        proxy: Option<String>,
+        deflate: Option<crate::Deflate>,
+    ) -> Result<*mut sys::lws_vhost> {
         let key = VhostKey {
             ca_file: tls.ca_file.clone(),
             cert_file: tls.cert_file.clone(),
             key_file: tls.key_file.clone(),
             proxy,
+            deflate,
         };
         let shared = self.shared();
         if let Some(&vh) = shared.client_vhosts.borrow().get(&key) {
@@ -324,6 +334,18 @@ impl Context {
         if shared.ssl_init {
             info.options |= sys::LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT as u64;
         }
+        let extensions = match &key.deflate {
+            Some(d) => {
+                let offer = cstring("deflate offer", &crate::deflate::client_offer(d))?;
+                let table = crate::deflate::client_table(&offer);
+                shared.keep_cstring(offer);
+                Some(table)
+            }
+            None => None,
+        };
+        if let Some(table) = &extensions {
+            info.extensions = table.0.as_ptr();
+        }
         // SAFETY: the context is live; lws copies the file paths and proxy
         // while creating the vhost and keeps `name`, which we keep too.
         let vh = unsafe { sys::lws_create_vhost(self.raw(), &info) };
@@ -334,6 +356,9 @@ impl Context {
             ));
         }
         shared.keep_cstring(name);
+        if let Some(table) = extensions {
+            shared.keep_extensions(table);
+        }
         shared.client_vhosts.borrow_mut().insert(key, vh);
         Ok(vh)
     }

@@ -34,6 +34,9 @@ pub enum State {
 pub(crate) struct Frame {
     pub buf: Vec<u8>,
     pub kind: sys::lws_write_protocol,
+    /// Payload bytes it carries, for the queue size (a raw frame's buffer
+    /// also holds the frame header).
+    pub payload: usize,
 }
 
 impl Frame {
@@ -41,11 +44,34 @@ impl Frame {
         let mut buf = Vec::with_capacity(sys::LWS_PRE + payload.len());
         buf.resize(sys::LWS_PRE, 0);
         buf.extend_from_slice(payload);
-        Frame { buf, kind }
+        Frame {
+            buf,
+            kind,
+            payload: payload.len(),
+        }
     }
 
-    pub(crate) fn payload_len(&self) -> usize {
+    /// A whole frame we built (crate::deflate::raw_frame), written as is.
+    pub(crate) fn raw(buf: Vec<u8>, payload: usize) -> Frame {
+        Frame {
+            buf,
+            kind: sys::LWS_WRITE_HTTP, // LWS_WRITE_RAW: sent as is
+            payload,
+        }
+    }
+
+    /// Bytes to hand to lws_write (after the LWS_PRE headroom).
+    pub(crate) fn write_len(&self) -> usize {
         self.buf.len() - sys::LWS_PRE
+    }
+
+    /// A data frame lws runs through its extensions (not a control frame,
+    /// not one we built).
+    pub(crate) fn is_extended(&self) -> bool {
+        let base = self.kind & 0x1f;
+        base == sys::LWS_WRITE_TEXT
+            || base == sys::LWS_WRITE_BINARY
+            || base == sys::LWS_WRITE_CONTINUATION
     }
 }
 
@@ -67,6 +93,8 @@ pub(crate) struct ConnSlot {
     pub rx_streamed: usize,
     /// Closing because of a bad message: ignore what else arrives.
     pub rx_discard: bool,
+    /// A client connection (its frames are masked).
+    pub is_client: bool,
     /// The last chunk received did not end its frame.
     pub rx_in_frame: bool,
     /// on_writeable has handed the close to lws.
@@ -105,6 +133,13 @@ pub(crate) struct ConnSlot {
     pub pinged: bool,
     /// TCP_NODELAY to set once connected (None: leave lws's choice).
     pub nodelay: Option<bool>,
+    /// permessage-deflate settings to accept (server) or offer (client).
+    pub deflate: Option<crate::Deflate>,
+    /// permessage-deflate was negotiated.
+    pub deflate_active: bool,
+    /// The last compressed frame handed to lws: zlib may still read it
+    /// while lws drains the message over several writes.
+    pub tx_in_flight: Option<Frame>,
 }
 
 impl ConnSlot {
@@ -125,6 +160,7 @@ impl ConnSlot {
             rx_binary: false,
             rx_streamed: 0,
             rx_discard: false,
+            is_client: false,
             rx_in_frame: false,
             close_sent: false,
             limits,
@@ -145,6 +181,9 @@ impl ConnSlot {
             last_heard: std::time::Instant::now(),
             pinged: false,
             nodelay: None,
+            deflate: None,
+            deflate_active: false,
+            tx_in_flight: None,
         }
     }
 }
@@ -220,6 +259,11 @@ impl Connection {
     /// client. None without TLS or a certificate.
     pub fn peer_cert_name(&self) -> Option<String> {
         self.with_slot(|s| s.peer_cert_name.clone()).flatten()
+    }
+
+    /// True when permessage-deflate was negotiated on this connection.
+    pub fn permessage_deflate(&self) -> bool {
+        self.with_slot(|s| s.deflate_active).unwrap_or(false)
     }
 
     /// The negotiated subprotocol, if any.
@@ -434,6 +478,15 @@ impl Connection {
                         s.queue
                             .push_back(Frame::new(chunk, flags as sys::lws_write_protocol));
                     }
+                } else if class == Class::Message
+                    && s.deflate_active
+                    && payload.len() < s.deflate.map_or(0, |d| d.threshold)
+                {
+                    // Too small to gain from compression: our own frame,
+                    // RSV1 clear, which lws's compressor never sees.
+                    let mask = s.is_client.then(|| crate::deflate::mask_key(s.wsi));
+                    let buf = crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);
+                    s.queue.push_back(Frame::raw(buf, payload.len()));
                 } else {
                     s.queue.push_back(Frame::new(payload, kind));
                 }

@@ -51,8 +51,10 @@ pub(crate) struct Shared {
     pub(crate) adopting: Cell<Option<usize>>,
     /// lws initialised OpenSSL for this context: TLS is available.
     pub(crate) ssl_init: bool,
-    /// C strings lws keeps pointers to (vhost names).
+    /// C strings lws keeps pointers to (vhost names, extension offers).
     kept: RefCell<Vec<CString>>,
+    /// Client vhosts' extension tables, which lws keeps pointers to.
+    kept_extensions: RefCell<Vec<Box<crate::deflate::Extensions>>>,
     pub(crate) remote: Arc<Remote>,
     stop: Cell<bool>,
     /// One-shot and periodic timers (connect deadlines too).
@@ -85,6 +87,11 @@ impl Shared {
     /// Keeps `s` alive as long as the context (lws holds a pointer to it).
     pub(crate) fn keep_cstring(&self, s: CString) {
         self.kept.borrow_mut().push(s);
+    }
+
+    /// Keeps an extension table alive as long as the context.
+    pub(crate) fn keep_extensions(&self, table: Box<crate::deflate::Extensions>) {
+        self.kept_extensions.borrow_mut().push(table);
     }
 
     pub(crate) fn new_id(&self) -> u64 {
@@ -272,6 +279,7 @@ impl Context {
             adopting: Cell::new(None),
             ssl_init: options.ssl_init,
             kept: RefCell::new(Vec::new()),
+            kept_extensions: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new()),
             stop: Cell::new(false),
             timers: RefCell::new(Timers::default()),

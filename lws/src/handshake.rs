@@ -105,6 +105,7 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
             slot.response_headers_out = config.headers.clone();
             slot.keepalive = config.options.keepalive;
             slot.nodelay = Some(config.options.nodelay);
+            slot.deflate = config.options.deflate;
             drop(config);
             let conn = shared.insert(slot);
             crate::callback::tag_wsi(wsi, conn.key);

@@ -41,6 +41,7 @@ mod callback;
 mod client;
 mod connection;
 mod context;
+mod deflate;
 mod error;
 mod event_loop;
 mod handler;

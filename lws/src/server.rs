@@ -274,6 +274,8 @@ impl Context {
         listener.table = protocol_names.into_iter().map(entry).collect();
         listener.table.push(sys::lws_protocols::default());
         info.protocols = listener.table.as_ptr();
+        // Offered on every listener, taken per connection (crate::deflate).
+        info.extensions = crate::deflate::SERVER.0.as_ptr();
         // Keepalive is ours (crate::keepalive): lws's is switched off.
         info.retry_and_idle_policy = crate::keepalive::DISABLED.as_ptr();
         // SAFETY: the context is live; info points into the boxed listener,
