@@ -1,4 +1,5 @@
 //! Pieces the example servers share: serving an echo, stopping on signals.
+#![allow(dead_code)] // each example uses a part
 
 use lws::{Callbacks, CloseCode, Context, ContextOptions, ListenOptions, ServerThreads};
 use std::process::ExitCode;
@@ -71,7 +72,7 @@ pub fn serve_echo(name: &str, options: ListenOptions, threads: usize) -> ExitCod
 }
 
 /// Calls `stop` from a thread when SIGINT or SIGTERM arrives.
-fn stop_on_signals(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+pub fn stop_on_signals(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     // SAFETY: plain libc signal-set calls on a local sigset_t; blocking the
     // two signals here (before other threads exist) makes sigwait see them.
     let set = unsafe {
@@ -99,7 +100,7 @@ pub fn usage(name: &str, usage: &str, why: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn fail(name: &str, e: &lws::Error) -> ExitCode {
+pub fn fail(name: &str, e: &lws::Error) -> ExitCode {
     eprintln!("{name}: {e}");
     ExitCode::FAILURE
 }

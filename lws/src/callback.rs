@@ -175,6 +175,22 @@ unsafe fn dispatch(
             // SAFETY: forwarding lws's own arguments to its default handler.
             unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
         }
+        // SAFETY (the three guards): wsi is live; listener_of only reads
+        // the protocol lws bound it to.
+        sys::LWS_CALLBACK_HTTP if unsafe { listener_of(wsi) }.is_some() => {
+            crate::http::on_request(&shared, wsi)
+        }
+        sys::LWS_CALLBACK_HTTP_BODY if unsafe { listener_of(wsi) }.is_some() => {
+            crate::http::on_body(&shared, wsi, bytes())
+        }
+        sys::LWS_CALLBACK_HTTP_BODY_COMPLETION if unsafe { listener_of(wsi) }.is_some() => {
+            crate::http::on_body_done(&shared, wsi)
+        }
+        sys::LWS_CALLBACK_CLOSED_HTTP => {
+            crate::http::forget(&shared, wsi);
+            // SAFETY: forwarding lws's own arguments to its default handler.
+            unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
+        }
         sys::LWS_CALLBACK_HTTP_CONFIRM_UPGRADE => {
             // SAFETY: for this reason lws passes the Upgrade header's value.
             let upgrade =

@@ -485,7 +485,8 @@ impl Connection {
                     // Too small to gain from compression: our own frame,
                     // RSV1 clear, which lws's compressor never sees.
                     let mask = s.is_client.then(|| crate::deflate::mask_key(s.wsi));
-                    let buf = crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);
+                    let buf =
+                        crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);
                     s.queue.push_back(Frame::raw(buf, payload.len()));
                 } else {
                     s.queue.push_back(Frame::new(payload, kind));

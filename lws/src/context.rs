@@ -53,7 +53,10 @@ pub(crate) struct Shared {
     pub(crate) ssl_init: bool,
     /// C strings lws keeps pointers to (vhost names, extension offers).
     kept: RefCell<Vec<CString>>,
+    /// Plain HTTP requests waiting for their bodies.
+    pub(crate) http_pending: RefCell<Vec<crate::http::Pending>>,
     /// Client vhosts' extension tables, which lws keeps pointers to.
+    #[allow(clippy::vec_box)] // boxed: lws keeps pointers into each table
     kept_extensions: RefCell<Vec<Box<crate::deflate::Extensions>>>,
     pub(crate) remote: Arc<Remote>,
     stop: Cell<bool>,
@@ -280,6 +283,7 @@ impl Context {
             ssl_init: options.ssl_init,
             kept: RefCell::new(Vec::new()),
             kept_extensions: RefCell::new(Vec::new()),
+            http_pending: RefCell::new(Vec::new()),
             remote: Arc::new(Remote::new()),
             stop: Cell::new(false),
             timers: RefCell::new(Timers::default()),

@@ -103,7 +103,12 @@ fn set(wsi: *mut sys::lws, name: &CStr, value: &str) -> bool {
 
 /// Just after the handshake: applies `d` to the extension on `wsi` and
 /// says whether it is active. `offer` is what a server's client offered.
-pub(crate) fn configure(wsi: *mut sys::lws, d: &Deflate, server: bool, offer: Option<&str>) -> bool {
+pub(crate) fn configure(
+    wsi: *mut sys::lws,
+    d: &Deflate,
+    server: bool,
+    offer: Option<&str>,
+) -> bool {
     if !set(wsi, c"compression_level", &d.level.clamp(1, 9).to_string()) {
         return false;
     }
@@ -120,7 +125,11 @@ pub(crate) fn configure(wsi: *mut sys::lws, d: &Deflate, server: bool, offer: Op
         });
         let reset_tx = d.server_no_context_takeover || asked;
         set(wsi, c"server_no_context_takeover", "0");
-        set(wsi, c"client_no_context_takeover", if reset_tx { "1" } else { "0" });
+        set(
+            wsi,
+            c"client_no_context_takeover",
+            if reset_tx { "1" } else { "0" },
+        );
     }
     true
 }
@@ -181,7 +190,18 @@ mod tests {
         let f = raw_frame(b"abcd", false, Some([1, 2, 3, 4]));
         assert_eq!(
             &f[sys::LWS_PRE..],
-            &[0x81, 0x84, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3, b'd' ^ 4]
+            &[
+                0x81,
+                0x84,
+                1,
+                2,
+                3,
+                4,
+                b'a' ^ 1,
+                b'b' ^ 2,
+                b'c' ^ 3,
+                b'd' ^ 4
+            ]
         );
     }
 

@@ -1,7 +1,9 @@
 //! What a connection's events call: the [`Handler`] trait, and [`Callbacks`],
 //! its closure-based implementation.
 
-use crate::{CloseCode, Connection, Error, Fragment, Handshake, Headers, Message};
+use crate::{
+    CloseCode, Connection, Error, Fragment, Handshake, Headers, HttpRequest, HttpResponse, Message,
+};
 
 /// Receives a connection's events. Every method has a default that does
 /// nothing, so an implementation overrides only what it needs.
@@ -74,10 +76,21 @@ pub trait Handler: 'static {
     fn on_drain(&mut self, conn: &Connection) {
         let _ = conn;
     }
+
+    /// A plain HTTP request (not an upgrade) arrived on the listener's
+    /// port and no [`Mount`](crate::Mount) took it (`LWS_CALLBACK_HTTP`,
+    /// or `LWS_CALLBACK_HTTP_BODY_COMPLETION` once a body is in). The
+    /// answer is sent whole and the connection stays open for the next
+    /// request. Default: 404. A panic here answers 500.
+    fn on_http(&mut self, request: &HttpRequest) -> HttpResponse {
+        let _ = request;
+        HttpResponse::not_found()
+    }
 }
 
 type HandshakeFn = Box<dyn FnMut(&Connection, &Headers) -> Handshake>;
 type OriginFn = Box<dyn FnMut(Option<&str>) -> bool>;
+type HttpFn = Box<dyn FnMut(&HttpRequest) -> HttpResponse>;
 type FragmentFn = Box<dyn FnMut(&Connection, Fragment)>;
 type ConnectFn = Box<dyn FnMut(&Connection, &Headers)>;
 type MessageFn = Box<dyn FnMut(&Connection, Message)>;
@@ -110,6 +123,7 @@ pub struct Callbacks {
     error: Option<ErrorFn>,
     pong: Option<BytesFn>,
     drain: Option<DrainFn>,
+    http: Option<HttpFn>,
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -124,6 +138,7 @@ impl std::fmt::Debug for Callbacks {
             .field("on_error", &self.error.is_some())
             .field("on_pong", &self.pong.is_some())
             .field("on_drain", &self.drain.is_some())
+            .field("on_http", &self.http.is_some())
             .finish()
     }
 }
@@ -201,6 +216,22 @@ impl Callbacks {
         self.drain = Some(Box::new(f));
         self
     }
+
+    /// See [`Handler::on_http`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = lws::Callbacks::new().on_http(|req| match req.path_only() {
+    ///     "/" => lws::HttpResponse::html("<h1>hello</h1>"),
+    ///     _ => lws::HttpResponse::not_found(),
+    /// });
+    /// # let _ = server;
+    /// ```
+    pub fn on_http(mut self, f: impl FnMut(&HttpRequest) -> HttpResponse + 'static) -> Self {
+        self.http = Some(Box::new(f));
+        self
+    }
 }
 
 impl Handler for Callbacks {
@@ -248,6 +279,12 @@ impl Handler for Callbacks {
     fn on_drain(&mut self, conn: &Connection) {
         if let Some(f) = &mut self.drain {
             f(conn)
+        }
+    }
+    fn on_http(&mut self, request: &HttpRequest) -> HttpResponse {
+        match &mut self.http {
+            Some(f) => f(request),
+            None => HttpResponse::not_found(),
         }
     }
 }

@@ -15,7 +15,8 @@ pub struct Headers {
 }
 
 impl Headers {
-    /// The request path with its query (`/chat?room=1`), on a server.
+    /// The request path with its query (`/chat?room=1`), on a server
+    /// (for any method).
     ///
     /// lws decodes the request target as it parses it (percent-escapes,
     /// `+` in the query, `.`/`..` segments and repeated `/` collapsed); the
@@ -70,7 +71,8 @@ impl Headers {
             // SAFETY: non-null static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(name as *const c_char) }.to_string_lossy();
             let name = name.trim_end_matches([':', ' ']).to_ascii_lowercase();
-            if token == sys::WSI_TOKEN_GET_URI {
+            if METHOD_TOKENS.iter().any(|(t, _)| *t == token) {
+                // The request target arrives under its method's token.
                 headers.path = Some(encode(value.as_bytes(), b"%?# "));
                 continue;
             }
@@ -112,6 +114,17 @@ impl Headers {
         headers
     }
 }
+
+/// The tokens lws files a request target under, by method.
+pub(crate) const METHOD_TOKENS: [(sys::lws_token_indexes, &str); 7] = [
+    (sys::WSI_TOKEN_GET_URI, "GET"),
+    (sys::WSI_TOKEN_POST_URI, "POST"),
+    (sys::WSI_TOKEN_PUT_URI, "PUT"),
+    (sys::WSI_TOKEN_PATCH_URI, "PATCH"),
+    (sys::WSI_TOKEN_DELETE_URI, "DELETE"),
+    (sys::WSI_TOKEN_OPTIONS_URI, "OPTIONS"),
+    (sys::WSI_TOKEN_HEAD_URI, "HEAD"),
+];
 
 /// The query arguments, each re-encoded so that it reads as one argument.
 ///

@@ -47,6 +47,7 @@ mod event_loop;
 mod handler;
 mod handshake;
 mod headers;
+mod http;
 mod keepalive;
 mod logging;
 mod message;
@@ -66,6 +67,7 @@ pub use error::{Error, Result};
 pub use handler::{Callbacks, Handler};
 pub use handshake::Handshake;
 pub use headers::Headers;
+pub use http::{HttpRequest, HttpResponse, Mount, MAX_BODY};
 pub use message::{CloseCode, Fragment, Message};
 pub use options::{
     AdoptOptions, ClientTls, ConnectOptions, Deflate, Keepalive, ListenOptions, Proxy, ReceiveMode,

@@ -188,6 +188,9 @@ pub struct ListenOptions {
     pub keepalive: Option<Keepalive>,
     /// Accept permessage-deflate when clients offer it. Default None.
     pub deflate: Option<Deflate>,
+    /// Directories served over plain HTTP at URL prefixes, before
+    /// [`Handler::on_http`](crate::Handler::on_http) sees the request.
+    pub mounts: Vec<crate::Mount>,
     /// Largest single frame accepted; a bigger one closes the connection
     /// with 1009. Outgoing messages are split into frames of at most this
     /// size. 0 = unlimited (the default).
@@ -224,6 +227,7 @@ impl ListenOptions {
             nodelay: true,
             keepalive: Some(Keepalive::default()),
             deflate: None,
+            mounts: Vec::new(),
             max_frame_size: 0,
             name: "server".into(),
             protocols: Vec::new(),
