@@ -276,6 +276,14 @@ impl Connection {
         self.with_slot(|s| s.queued_bytes).unwrap_or(0)
     }
 
+    /// Sets this connection's send queue limit (payload bytes; 0 =
+    /// unlimited), overriding `max_send_queue` from its options: sends
+    /// beyond it fail with [`Error::QueueFull`] and hand the message back.
+    /// What is queued already stays. No-op once the connection is gone.
+    pub fn set_max_send_queue(&self, bytes: usize) {
+        self.with_slot(|s| s.limits.max_send_queue = bytes);
+    }
+
     /// A handle for other threads (send, close, stop, run on the loop).
     pub fn handle(&self) -> Handle {
         Handle::new(self.shared.remote.clone())
