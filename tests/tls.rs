@@ -482,9 +482,16 @@ fn wss_to_ipv6_checks_the_address_in_the_server_certificate() {
     let url = format!("wss://[::1]:{}/", server.port);
     let log = run_client(trusting(url, &without.ca), messages());
     // on_error alone, for the certificate: never on_connect. lws reports
-    // OpenSSL's code, 64 being X509_V_ERR_IP_ADDRESS_MISMATCH.
+    // either OpenSSL's code (64 being X509_V_ERR_IP_ADDRESS_MISMATCH) or,
+    // when the refusal ends SSL_connect itself, OpenSSL's "certificate
+    // verify failed"; which one depends on how the handshake's reads fall.
+    // The two certificates differ only in naming ::1, so either is the
+    // address check.
     assert_cert_error(&log);
-    assert!(log[0].contains("X509_V_ERR = 64"), "{log:?}");
+    assert!(
+        log[0].contains("X509_V_ERR = 64") || log[0].contains("certificate verify failed"),
+        "{log:?}"
+    );
     assert_eq!(server.finish(), 0, "server accepted: client saw {log:?}");
 
     // The same certificate is good where it applies: 127.0.0.1.

@@ -374,7 +374,8 @@ fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
                 .request_headers_in
                 .as_ref()
                 .and_then(|h| h.get("sec-websocket-extensions"));
-            slot.deflate_active = crate::deflate::configure(wsi, &d, true, offer);
+            let max_frame = slot.limits.max_frame_size;
+            slot.deflate_active = crate::deflate::configure(wsi, &d, true, offer, max_frame);
         }
         if let Some(on) = slot.nodelay {
             // SAFETY: wsi is live.
@@ -411,7 +412,8 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         slot.protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
         slot.last_heard = std::time::Instant::now();
         if let Some(d) = slot.deflate {
-            slot.deflate_active = crate::deflate::configure(wsi, &d, false, None);
+            let max_frame = slot.limits.max_frame_size;
+            slot.deflate_active = crate::deflate::configure(wsi, &d, false, None, max_frame);
         }
         Some((headers, slot.keepalive))
     });

@@ -102,6 +102,10 @@ pub(crate) struct ConnSlot {
     pub limits: Limits,
     /// A message sent with send_fragment is in progress: is it binary?
     pub tx_fragment: Option<bool>,
+    /// With deflate, the message in progress has put nothing on the wire
+    /// yet (its fragments so far were empty and held back): the next
+    /// fragment starts it.
+    pub tx_fragment_held: bool,
     /// Our close (code and reason), sent once the queue has drained.
     pub close_request: Option<(CloseCode, String)>,
     /// The peer's close frame, when it sent one.
@@ -165,6 +169,7 @@ impl ConnSlot {
             close_sent: false,
             limits,
             tx_fragment: None,
+            tx_fragment_held: false,
             close_request: None,
             peer_close: None,
             peer_addr: None,
@@ -432,6 +437,12 @@ impl Connection {
                     State::Connecting => return Err(Refused::Error(Error::NotConnected)),
                     _ => return Err(Refused::Error(Error::ConnectionClosed)),
                 }
+                // This frame starts a message (or is a whole one).
+                let starts = match class {
+                    Class::Control => false,
+                    Class::Message => true,
+                    Class::Fragment { .. } => s.tx_fragment.is_none() || s.tx_fragment_held,
+                };
                 let kind = match class {
                     Class::Control => kind,
                     Class::Message if s.tx_fragment.is_some() => {
@@ -442,14 +453,13 @@ impl Connection {
                         is_binary,
                         is_final,
                     } => {
-                        let start = s.tx_fragment.is_none();
                         let binary = s.tx_fragment.unwrap_or(is_binary);
                         let initial = if binary {
                             sys::LWS_WRITE_BINARY
                         } else {
                             sys::LWS_WRITE_TEXT
                         };
-                        sys::lws_write_ws_flags(initial as c_int, start, is_final)
+                        sys::lws_write_ws_flags(initial as c_int, starts, is_final)
                             as sys::lws_write_protocol
                     }
                 };
@@ -473,6 +483,30 @@ impl Connection {
                         Some(s.tx_fragment.unwrap_or(is_binary))
                     };
                 }
+                let whole = match class {
+                    Class::Message => true,
+                    Class::Fragment { is_final, .. } => starts && is_final,
+                    Class::Control => false,
+                };
+                let unfinished = matches!(
+                    class,
+                    Class::Fragment {
+                        is_final: false,
+                        ..
+                    }
+                );
+                if s.deflate_active && unfinished && payload.is_empty() {
+                    // lws's compressor sends an empty first fragment as a
+                    // plain frame, and the message's compressed rest then
+                    // breaks the framing. An empty fragment that does not
+                    // end the message carries nothing: it is not sent, and
+                    // if it was to start the message the next fragment does.
+                    s.tx_fragment_held = starts;
+                    return Ok(None);
+                }
+                if class != Class::Control {
+                    s.tx_fragment_held = false;
+                }
                 let was_empty = s.queue.is_empty();
                 s.queued_bytes += payload.len();
                 let max_frame = s.limits.max_frame_size;
@@ -486,12 +520,16 @@ impl Connection {
                         s.queue
                             .push_back(Frame::new(chunk, flags as sys::lws_write_protocol));
                     }
-                } else if class == Class::Message
+                } else if whole
                     && s.deflate_active
-                    && payload.len() < s.deflate.map_or(0, |d| d.threshold)
+                    && (payload.is_empty() || payload.len() < s.deflate.map_or(0, |d| d.threshold))
+                    && (max_frame == 0 || payload.len() <= max_frame)
                 {
                     // Too small to gain from compression: our own frame,
-                    // RSV1 clear, which lws's compressor never sees.
+                    // RSV1 clear, which lws's compressor never sees. Always
+                    // so for an empty message: lws compresses one that
+                    // follows another to zero bytes, which no inflater
+                    // reads (a compressed empty message is one byte, 00).
                     let mask = s.is_client.then(|| crate::deflate::mask_key(s.wsi));
                     let buf =
                         crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);

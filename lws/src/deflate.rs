@@ -19,6 +19,17 @@
 //! - zlib reads the payload after `lws_write` returns while lws drains a
 //!   message over several writes: callback.rs keeps the frame alive until
 //!   the next WRITEABLE and writes no more data frames in that callback.
+//! - lws compresses an empty message that follows another to zero bytes
+//!   (zlib has nothing to flush; a compressed empty message is the one
+//!   byte 00), which no inflater reads, and sends an empty first fragment
+//!   uncompressed with the rest of its message compressed: connection.rs
+//!   sends empty messages as our own frames whatever the threshold, and
+//!   does not send empty fragments that do not end their message.
+//! - lws sends each fill of its compression buffer (1 KiB) as a frame,
+//!   whatever `max_frame_size`: [`configure`] shrinks the buffer to fit.
+//!   (Received compressed frames are checked against `max_frame_size` only
+//!   roughly: lws reports what is left of a frame, not its length, and has
+//!   already consumed what it read of it.)
 
 use crate::Deflate;
 use lws_sys as sys;
@@ -102,15 +113,20 @@ fn set(wsi: *mut sys::lws, name: &CStr, value: &str) -> bool {
 }
 
 /// Just after the handshake: applies `d` to the extension on `wsi` and
-/// says whether it is active. `offer` is what a server's client offered.
+/// says whether it is active. `offer` is what a server's client offered;
+/// `max_frame_size` the connection's limit on frames (0: none).
 pub(crate) fn configure(
     wsi: *mut sys::lws,
     d: &Deflate,
     server: bool,
     offer: Option<&str>,
+    max_frame_size: usize,
 ) -> bool {
     if !set(wsi, c"compression_level", &d.level.clamp(1, 9).to_string()) {
         return false;
+    }
+    if let Some(bits) = tx_buf_bits(max_frame_size) {
+        set(wsi, c"tx_buf_size", &bits.to_string());
     }
     if server {
         // lws's server resets its inflater for server_no_context_takeover
@@ -132,6 +148,18 @@ pub(crate) fn configure(
         );
     }
     true
+}
+
+/// lws sends each fill of its 2^tx_buf_size-byte compression buffer
+/// (default 2^10) as one frame: the largest power of two within
+/// `max_frame_size` keeps compressed frames within it. Not under 2^4:
+/// zlib needs room to finish a sync flush (a `max_frame_size` under 16
+/// still lets compressed frames carry 16 bytes). None: the default fits.
+fn tx_buf_bits(max_frame_size: usize) -> Option<u32> {
+    if max_frame_size == 0 || max_frame_size >= 1 << 10 {
+        return None;
+    }
+    Some(max_frame_size.ilog2().max(4))
 }
 
 /// The bytes of an unmasked (server) or masked (client) frame carrying
@@ -203,6 +231,18 @@ mod tests {
                 b'd' ^ 4
             ]
         );
+    }
+
+    #[test]
+    fn compressed_frames_fit_max_frame_size() {
+        assert_eq!(tx_buf_bits(0), None);
+        assert_eq!(tx_buf_bits(1024), None);
+        assert_eq!(tx_buf_bits(1 << 20), None);
+        assert_eq!(tx_buf_bits(1023), Some(9));
+        assert_eq!(tx_buf_bits(1000), Some(9));
+        assert_eq!(tx_buf_bits(512), Some(9));
+        assert_eq!(tx_buf_bits(100), Some(6));
+        assert_eq!(tx_buf_bits(3), Some(4));
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub struct Deflate {
     /// zlib compression level, 1 (fastest) to 9 (smallest). Default 6.
     pub level: u8,
     /// LZ77 window (8 to 15 bits) the server compresses with; smaller
-    /// windows use less memory per connection. Default 15.
+    /// windows use less memory per connection. Default 15. A client asks
+    /// the server for it; a listener always uses 15 (lws's server inflates
+    /// with this same value, so a smaller one would break clients that
+    /// compress with 15).
     pub server_max_window_bits: u8,
     /// Window (8 to 15 bits) the client compresses with. Default 15.
     pub client_max_window_bits: u8,
@@ -74,6 +77,8 @@ pub struct Deflate {
     pub client_no_context_takeover: bool,
     /// Messages shorter than this many bytes are sent uncompressed (RSV1
     /// clear), where compressing costs more than it saves. Default 64.
+    /// Empty messages always go uncompressed (lws compresses some of them
+    /// to nothing, which no peer can inflate).
     pub threshold: usize,
 }
 
