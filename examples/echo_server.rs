@@ -5,7 +5,8 @@
 //! offer several subprotocols), `--max-message-size BYTES` (bigger messages
 //! close the connection with 1009), `--tls-cert FILE --tls-key FILE` (wss://),
 //! `--threads N` (N loops on N threads sharing the port via SO_REUSEPORT),
-//! `--unix PATH` (listen on a unix-domain socket instead).
+//! `--unix PATH` (listen on a unix-domain socket instead), `--deflate`
+//! (accept permessage-deflate).
 //! The first line on stdout is `listening on ws://HOST:PORT/` (or wss://).
 //! On SIGINT / SIGTERM it shuts down gracefully (close 1001 to every client).
 
@@ -14,7 +15,7 @@ mod common;
 use lws::{ListenOptions, ServerTls};
 use std::process::ExitCode;
 
-const USAGE: &str = "[--host ADDR] [--port N] [--protocol NAME]... [--max-message-size BYTES] [--tls-cert FILE --tls-key FILE] [--threads N] [--unix PATH]";
+const USAGE: &str = "[--host ADDR] [--port N] [--protocol NAME]... [--max-message-size BYTES] [--tls-cert FILE --tls-key FILE] [--threads N] [--unix PATH] [--deflate]";
 
 fn main() -> ExitCode {
     let mut options = ListenOptions::new(9001);
@@ -22,6 +23,10 @@ fn main() -> ExitCode {
     let mut threads = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--deflate" {
+            options.deflate = Some(lws::Deflate::default());
+            continue;
+        }
         let Some(value) = args.next() else {
             return common::usage("echo_server", USAGE, &format!("{arg} needs a value"));
         };

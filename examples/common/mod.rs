@@ -33,19 +33,23 @@ pub fn serve_echo(name: &str, options: ListenOptions, threads: usize) -> ExitCod
         println!("listening on {scheme}://{host}:{port}/");
     };
     if threads > 1 {
+        // Blocked before the server threads start, so none of them takes
+        // a signal's default action (the process would die, not shut down).
+        let signals = match Signals::block() {
+            Ok(s) => s,
+            Err(e) => return fail(name, &e.into()),
+        };
         let servers = match ServerThreads::spawn(threads, options, move |_| echo()) {
             Ok(s) => s,
             Err(e) => return fail(name, &e),
         };
         shown(servers.port());
         let handles = servers.handles().to_vec();
-        if let Err(e) = stop_on_signals(move || {
+        signals.on_signal(move || {
             for h in handles {
                 let _ = h.shutdown(CloseCode::AWAY, Duration::from_secs(5));
             }
-        }) {
-            return fail(name, &e.into());
-        }
+        });
         return match servers.join() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(name, &e),
@@ -71,26 +75,42 @@ pub fn serve_echo(name: &str, options: ListenOptions, threads: usize) -> ExitCod
     }
 }
 
-/// Calls `stop` from a thread when SIGINT or SIGTERM arrives.
-pub fn stop_on_signals(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    // SAFETY: plain libc signal-set calls on a local sigset_t; blocking the
-    // two signals here (before other threads exist) makes sigwait see them.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
+/// SIGINT and SIGTERM, blocked in this thread and every thread it starts
+/// from now on, so that only [`Signals::on_signal`]'s thread sees them.
+/// Make it before starting other threads.
+pub struct Signals(libc::sigset_t);
+
+impl Signals {
+    pub fn block() -> std::io::Result<Signals> {
+        // SAFETY: plain libc signal-set calls on a local sigset_t.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(Signals(set))
         }
-        set
-    };
-    std::thread::spawn(move || {
-        let mut sig = 0;
-        // SAFETY: set is a valid, initialised signal set.
-        unsafe { libc::sigwait(&set, &mut sig) };
-        stop();
-    });
+    }
+
+    /// Calls `f` from a thread of its own when the first signal arrives.
+    pub fn on_signal(self, f: impl FnOnce() + Send + 'static) {
+        let set = self.0;
+        std::thread::spawn(move || {
+            let mut sig = 0;
+            // SAFETY: set is a valid, initialised signal set.
+            unsafe { libc::sigwait(&set, &mut sig) };
+            f();
+        });
+    }
+}
+
+/// Calls `stop` from a thread when SIGINT or SIGTERM arrives (for programs
+/// that start no other threads first).
+pub fn stop_on_signals(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    Signals::block()?.on_signal(stop);
     Ok(())
 }
 
