@@ -314,38 +314,12 @@ fn reject(wsi: *mut sys::lws, rejection: &Handshake) -> c_int {
     else {
         return -1;
     };
-    let mut response = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(*status));
-    for (name, value) in headers {
-        if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
-            log::warn!("rejection header {name:?} contains a line break; left out");
-            continue;
-        }
-        response.push_str(&format!("{name}: {value}\r\n"));
-    }
-    response.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut buf = Vec::with_capacity(sys::LWS_PRE + response.len() + body.len());
-    buf.resize(sys::LWS_PRE, 0);
-    buf.extend_from_slice(response.as_bytes());
-    buf.extend_from_slice(body);
-    let len = buf.len() - sys::LWS_PRE;
-    // SAFETY: wsi is live; buf has LWS_PRE bytes of headroom before the
-    // response. lws buffers what the socket does not take and flushes it
-    // before closing.
-    let n = unsafe {
-        sys::lws_write(
-            wsi,
-            buf.as_mut_ptr().add(sys::LWS_PRE),
-            len,
-            sys::LWS_WRITE_HTTP_HEADERS,
-        )
+    let response = crate::HttpResponse {
+        status: *status,
+        headers: headers.clone(),
+        body: body.clone(),
     };
-    if n < 0 {
-        log::debug!("could not send the {status} response");
-    }
-    -1
+    crate::http::send(wsi, &response, false, true)
 }
 
 /// The reason phrase of common statuses (RFC 9110), "Error" otherwise.

@@ -274,8 +274,9 @@ fn answer(wsi: *mut sys::lws, request: &HttpRequest) -> c_int {
 }
 
 /// Writes `response` whole; then lws is ready for the next request on the
-/// connection (or closes it, with `close`).
-fn send(wsi: *mut sys::lws, response: &HttpResponse, head: bool, close: bool) -> c_int {
+/// connection, or, with `close`, says `Connection: close` and returns -1
+/// so lws hangs up once it is flushed (handshake rejections too).
+pub(crate) fn send(wsi: *mut sys::lws, response: &HttpResponse, head: bool, close: bool) -> c_int {
     let mut text = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
