@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Obtains libwebsockets 4.3.5 as Debian ships it (trixie, newest security
 # revision): the upstream orig tarball plus Debian's debian.tar.xz, whose
-# debian/patches/series is applied in order. Both tarballs are checked against
-# the SHA-256 sums pinned in vendor/SHA256SUMS before anything is unpacked.
+# debian/patches/series is applied in order, then our own patches
+# (vendor/patches/*.patch, in name order; see vendor/README.md). Both tarballs
+# are checked against the SHA-256 sums pinned in vendor/SHA256SUMS before
+# anything is unpacked.
 #
 # Usage: vendor/fetch-lws.sh [DEST]   (default: vendor/libwebsockets-4.3.5)
 #
@@ -20,7 +22,14 @@ dest=${1:-$here/libwebsockets-$upstream}
 cache=$here/.cache
 orig=libwebsockets_$upstream.orig.tar.gz
 debtar=libwebsockets_$debian_rev.debian.tar.xz
+# Our patches, applied after Debian's. The stamp names each with its
+# SHA-256, so a tree made before a patch was added or changed is re-made.
+patches=("$here"/patches/*.patch)
+[ -e "${patches[0]}" ] || patches=()
 stamp_text="libwebsockets $upstream + debian $debian_rev"
+for p in "${patches[@]}"; do
+	stamp_text+=" + lws-rs $(basename "$p") $(sha256sum "$p" | cut -d' ' -f1)"
+done
 
 say() { printf 'fetch-lws: %s\n' "$*" >&2; }
 die() {
@@ -112,6 +121,13 @@ while read -r p _; do
 	say "applying debian/patches/$p"
 	patch -d "$tree" -p1 --batch --forward --quiet <"$work/debian/patches/$p" || die "patch $p failed"
 done <"$work/debian/patches/series"
+for p in "${patches[@]}"; do
+	say "applying vendor/patches/$(basename "$p")"
+	if ! patch -d "$tree" -p1 --batch --forward --quiet <"$p"; then
+		say "error: vendor/patches/$(basename "$p") does not apply to $stamp_text"
+		exit 1
+	fi
+done
 echo "$stamp_text" >"$tree/.lws-rs-source"
 
 rm -rf "$dest"

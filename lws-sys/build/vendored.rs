@@ -230,8 +230,16 @@ fn source_dir() -> PathBuf {
         "cargo:rerun-if-changed={}",
         vendor.join("SHA256SUMS").display()
     );
+    // Our own lws patches (applied by the script after Debian's) and the
+    // script that names them in the tree's stamp.
+    println!(
+        "cargo:rerun-if-changed={}",
+        vendor.join("patches").display()
+    );
+    println!("cargo:rerun-if-changed={}", script.display());
     // The script is idempotent: it returns at once when the stamp matches,
-    // and refetches when SHA256SUMS moved to a new Debian revision.
+    // and re-makes the tree when SHA256SUMS moved to a new Debian revision
+    // or a patch under vendor/patches was added or changed.
     if !script.exists() {
         if dir.join(".lws-rs-source").exists() {
             return dir;
