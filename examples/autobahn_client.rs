@@ -208,9 +208,9 @@ fn start(cx: &Context, url: &str, step: Step) -> Result<(Shared, Connection), St
     options.proxy = Proxy::None;
     // No pings of our own: wstest compares the exact events of each case.
     options.keepalive = None;
-    // deflate: permessage-deflate (Autobahn 12.*, 13.*) is this one line;
-    // uncomment it and run autobahn/run.sh --deflate.
-    // options.deflate = Some(lws::Deflate::default());
+    // deflate: offered on every case; wstest's fuzzing server accepts it
+    // only in 12.* and 13.* (the others run uncompressed, as without it).
+    options.deflate = Some(lws::Deflate::default());
     let conn = cx
         .connect(options, callbacks)
         .map_err(|e| format!("{url}: {e}"))?;

@@ -22,9 +22,9 @@ fn main() -> ExitCode {
     options.max_message_size = MAX_MESSAGE_SIZE;
     // No pings of our own: wstest compares the exact events of each case.
     options.keepalive = None;
-    // deflate: permessage-deflate (Autobahn 12.*, 13.*) is this one line;
-    // uncomment it and run autobahn/run.sh --deflate.
-    // options.deflate = Some(lws::Deflate::default());
+    // deflate: permessage-deflate for Autobahn 12.* and 13.* (accepted
+    // only when offered, and wstest offers it only there).
+    options.deflate = Some(lws::Deflate::default());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let Some(value) = args.next() else {
