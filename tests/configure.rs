@@ -6,31 +6,16 @@
 
 mod util;
 
-use lws::{Callbacks, Context, Error, ListenOptions, ServerTls};
+use util::on_loop;
+
+use lws::{Callbacks, Error, ListenOptions, ServerTls};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Duration;
 use tungstenite::handshake::client::Response;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
 use tungstenite::{Message as TMessage, WebSocket};
 use util::ServerThread;
-
-/// Runs `f` on the server's loop and returns what it returned.
-fn on_loop<R: Send + 'static>(
-    server: &ServerThread,
-    f: impl FnOnce(&Context) -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = mpsc::channel();
-    server
-        .handle
-        .run_on_loop(move |cx| {
-            let _ = tx.send(f(cx));
-        })
-        .expect("run_on_loop");
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the loop ran the closure")
-}
 
 /// A tungstenite client on 127.0.0.1:`port`, with the 101 response.
 fn client(port: u16) -> (WebSocket<TcpStream>, Response) {

@@ -10,6 +10,8 @@
 
 mod util;
 
+use util::on_loop;
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use lws::{Callbacks, CloseCode, Context, ContextOptions, Deflate, ListenOptions, Message};
 use std::cell::RefCell;
@@ -477,22 +479,6 @@ fn server_without_deflate_ignores_the_offer() {
         .expect("send a compressed frame");
     let close = read_message(&mut ws);
     assert_eq!(close.close_code(), Some(1002), "{close:?}");
-}
-
-/// Runs `f` on the server's loop and returns what it returned.
-fn on_loop<R: Send + 'static>(
-    server: &ServerThread,
-    f: impl FnOnce(&Context) -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = mpsc::channel();
-    server
-        .handle
-        .run_on_loop(move |cx| {
-            let _ = tx.send(f(cx));
-        })
-        .expect("run_on_loop");
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the loop ran the closure")
 }
 
 #[test]

@@ -11,14 +11,16 @@
 
 mod util;
 
-use lws::{Callbacks, Context, Error, ListenAddr, ListenOptions, Listener, ListenerId};
+use util::on_loop;
+
+use lws::{Callbacks, Error, ListenAddr, ListenOptions, Listener, ListenerId};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tungstenite::{Message as TMessage, WebSocket};
 use util::ServerThread;
@@ -67,22 +69,6 @@ fn tagged(tag: &'static str) -> Callbacks {
         let text = String::from_utf8_lossy(msg.as_bytes()).into_owned();
         conn.send_text(&format!("{tag}:{text}")).expect("echo send");
     })
-}
-
-/// Runs `f` on the server's loop and returns what it returned.
-fn on_loop<R: Send + 'static>(
-    server: &ServerThread,
-    f: impl FnOnce(&Context) -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = mpsc::channel();
-    server
-        .handle
-        .run_on_loop(move |cx| {
-            let _ = tx.send(f(cx));
-        })
-        .expect("run_on_loop");
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the loop ran the closure")
 }
 
 fn tcp_addr(port: u16) -> ListenAddr {

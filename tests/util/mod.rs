@@ -78,6 +78,22 @@ impl Drop for ServerThread {
     }
 }
 
+/// Runs `f` on the server's loop and returns what it returned.
+pub fn on_loop<R: Send + 'static>(
+    server: &ServerThread,
+    f: impl FnOnce(&Context) -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = mpsc::channel();
+    server
+        .handle
+        .run_on_loop(move |cx| {
+            let _ = tx.send(f(cx));
+        })
+        .expect("run_on_loop");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the loop ran the closure")
+}
+
 /// One lws listener in a [`ServerThread`]; stopped on drop.
 pub struct Server {
     pub port: u16,
