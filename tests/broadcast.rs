@@ -7,7 +7,6 @@ mod util;
 
 use lws::{Callbacks, CloseCode, Connection, ListenOptions, Message};
 use std::cell::{Cell, RefCell};
-use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
@@ -21,12 +20,7 @@ use util::ServerThread;
 /// excluded).
 fn client(port: u16, hello: &'static str) -> thread::JoinHandle<Result<Vec<TMessage>, String>> {
     thread::spawn(move || {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let (mut ws, _) =
-            tungstenite::client(util::url(port), stream).map_err(|e| format!("handshake: {e}"))?;
+        let mut ws = util::blocking_client(port)?;
         ws.send(TMessage::text(hello)).map_err(|e| e.to_string())?;
         let mut got = Vec::new();
         loop {

@@ -208,34 +208,7 @@ impl Wire {
 
 /// Reads one frame: (first header byte, masked, payload unmasked).
 fn read_frame(stream: &mut impl Read) -> io::Result<(u8, bool, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head)?;
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            stream.read_exact(&mut b)?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            stream.read_exact(&mut b)?;
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let masked = head[1] & 0x80 != 0;
-    let mut mask = [0u8; 4];
-    if masked {
-        stream.read_exact(&mut mask)?;
-    }
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload)?;
-    if masked {
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
-    }
-    Ok((head[0], masked, payload))
+    util::raw_ws::read_frame(stream).map(|f| (f.head, f.masked, f.payload))
 }
 
 /// Reads the next whole data message (pings and pongs skipped) or close.

@@ -28,12 +28,7 @@ type Seen = (Vec<String>, Option<(u16, String)>);
 /// ends (answering the close, as tungstenite does).
 fn reading_client(port: u16) -> thread::JoinHandle<Result<Seen, String>> {
     thread::spawn(move || {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let (mut ws, _) =
-            tungstenite::client(util::url(port), stream).map_err(|e| format!("handshake: {e}"))?;
+        let mut ws = util::blocking_client(port)?;
         let mut texts = Vec::new();
         let mut close = None;
         loop {

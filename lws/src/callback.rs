@@ -175,16 +175,20 @@ unsafe fn dispatch(
             // SAFETY: forwarding lws's own arguments to its default handler.
             unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
         }
-        // SAFETY (the three guards): wsi is live; listener_of only reads
-        // the protocol lws bound it to.
-        sys::LWS_CALLBACK_HTTP if unsafe { listener_of(wsi) }.is_some() => {
-            crate::http::on_request(&shared, wsi)
-        }
-        sys::LWS_CALLBACK_HTTP_BODY if unsafe { listener_of(wsi) }.is_some() => {
-            crate::http::on_body(&shared, wsi, bytes())
-        }
-        sys::LWS_CALLBACK_HTTP_BODY_COMPLETION if unsafe { listener_of(wsi) }.is_some() => {
-            crate::http::on_body_done(&shared, wsi)
+        // Plain HTTP on one of our listeners (the adopt vhost's requests
+        // fall through to lws's default handler).
+        sys::LWS_CALLBACK_HTTP
+        | sys::LWS_CALLBACK_HTTP_BODY
+        | sys::LWS_CALLBACK_HTTP_BODY_COMPLETION
+            // SAFETY: wsi is live; listener_of only reads the protocol lws
+            // bound it to.
+            if unsafe { listener_of(wsi) }.is_some() =>
+        {
+            match reason {
+                sys::LWS_CALLBACK_HTTP => crate::http::on_request(&shared, wsi),
+                sys::LWS_CALLBACK_HTTP_BODY => crate::http::on_body(&shared, wsi, bytes()),
+                _ => crate::http::on_body_done(&shared, wsi),
+            }
         }
         sys::LWS_CALLBACK_CLOSED_HTTP => {
             crate::http::forget(&shared, wsi);

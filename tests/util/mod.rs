@@ -136,6 +136,17 @@ impl Server {
     }
 }
 
+/// A blocking tungstenite client on 127.0.0.1:`port` whose reads give up
+/// after 20 s (a server that goes quiet fails the test, not hangs it).
+pub fn blocking_client(port: u16) -> Result<tungstenite::WebSocket<std::net::TcpStream>, String> {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let (ws, _) = tungstenite::client(url(port), stream).map_err(|e| format!("handshake: {e}"))?;
+    Ok(ws)
+}
+
 /// The ws:// URL of `port` on 127.0.0.1.
 pub fn url(port: u16) -> String {
     format!("ws://127.0.0.1:{port}/")

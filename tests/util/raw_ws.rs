@@ -69,6 +69,8 @@ pub const PONG: u8 = 0xA;
 /// One frame as it came off the wire (payload unmasked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The first header byte as sent: FIN, RSV1-3 and the opcode.
+    pub head: u8,
     pub fin: bool,
     pub opcode: u8,
     pub masked: bool,
@@ -117,6 +119,7 @@ pub fn read_frame(stream: &mut impl Read) -> io::Result<Frame> {
         }
     }
     Ok(Frame {
+        head: head[0],
         fin: head[0] & 0x80 != 0,
         opcode: head[0] & 0x0f,
         masked,
