@@ -13,6 +13,12 @@ use std::ffi::{c_void, CStr, CString};
 use std::os::raw::{c_char, c_int, c_uchar};
 use std::rc::Rc;
 
+/// Most bytes lws hands the kernel per send (its default is 4096, which
+/// makes a 64 KiB message take 16 sends, each after a POLLOUT wait;
+/// lws-notes). A larger value lets the kernel take what it can at once;
+/// lws buffers the rest itself. It does not size any per-connection buffer.
+pub(crate) const TX_PACKET_SIZE: usize = 1 << 20;
+
 /// A static protocol table of one entry served by [`protocol_callback`]
 /// (lws keeps the pointer, so it must live forever).
 pub(crate) struct StaticProtocols([sys::lws_protocols; 2]);
@@ -33,6 +39,7 @@ impl StaticProtocols {
         };
         let mut first = END;
         first.name = name.as_ptr();
+        first.tx_packet_size = TX_PACKET_SIZE;
         first.callback = Some(protocol_callback);
         StaticProtocols([first, END])
     }
@@ -589,18 +596,83 @@ fn set_cork(wsi: *mut sys::lws, on: bool) {
     }
 }
 
-fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
-    let Some((conn, handler)) = conn_of(shared, wsi) else {
-        return 0;
-    };
-    // lws calls WRITEABLE only once it has drained a compressed message,
-    // so the frame zlib was reading can go now.
-    let Some((corked, deflating)) = conn.with_slot(|s| {
-        s.tx_in_flight = None;
-        (s.queue.len() >= CORK_MIN_FRAMES, s.deflate_active)
-    }) else {
-        return 0;
-    };
+/// Writes queued frames while lws takes them without buffering, small
+/// frames several at a time as one raw write (crate::batch). Returns
+/// whether anything was written, None if a write failed.
+fn write_batched(shared: &Shared, conn: &Connection, wsi: *mut sys::lws) -> Option<bool> {
+    let mut wrote = false;
+    loop {
+        // Taken out of the Cell so no borrow is held across lws_write.
+        let mut batch = shared.tx_batch.take();
+        batch.clear();
+        batch.resize(sys::LWS_PRE, 0);
+        let next = conn.with_slot(|slot| {
+            let n = crate::batch::leading(&slot.queue);
+            if n < 2 {
+                let frame = slot.queue.pop_front()?;
+                slot.queued_bytes -= frame.payload;
+                return Some(Some(frame));
+            }
+            let mut keys = [[0u8; 4]; crate::batch::FRAMES_MAX];
+            let keys = &mut keys[..n];
+            if slot.is_client {
+                crate::batch::mask_keys(wsi, keys);
+            }
+            for key in keys.iter() {
+                let frame = slot.queue.pop_front().expect("leading counted it");
+                slot.queued_bytes -= frame.payload;
+                crate::batch::encode(&mut batch, &frame, slot.is_client.then_some(*key));
+            }
+            Some(None)
+        });
+        let n = match next {
+            Some(Some(Some(mut frame))) => {
+                let len = frame.write_len();
+                // SAFETY: the buffer has LWS_PRE bytes of headroom before
+                // the payload, as lws_write requires; wsi is live.
+                Some(unsafe {
+                    sys::lws_write(
+                        wsi,
+                        frame.buf.as_mut_ptr().add(sys::LWS_PRE),
+                        len,
+                        frame.kind,
+                    )
+                })
+            }
+            Some(Some(None)) => {
+                let len = batch.len() - sys::LWS_PRE;
+                // SAFETY: as above; LWS_WRITE_RAW sends the bytes as they
+                // are, and lws copies what the kernel does not take.
+                Some(unsafe {
+                    sys::lws_write(
+                        wsi,
+                        batch.as_mut_ptr().add(sys::LWS_PRE),
+                        len,
+                        sys::LWS_WRITE_HTTP,
+                    )
+                })
+            }
+            _ => None, // the queue is empty
+        };
+        shared.tx_batch.set(batch);
+        let Some(n) = n else { break };
+        if n < 0 {
+            return None;
+        }
+        wrote = true;
+        // SAFETY: wsi is live.
+        if unsafe { sys::lws_partial_buffered(wsi) } != 0 {
+            break; // lws holds the rest; it asks for POLLOUT itself
+        }
+    }
+    Some(wrote)
+}
+
+/// Writes queued frames one lws_write each, for a connection whose data
+/// frames go through permessage-deflate (lws must frame them itself).
+/// Returns whether anything was written, None if a write failed.
+fn write_through_extension(conn: &Connection, wsi: *mut sys::lws) -> Option<bool> {
+    let corked = conn.with_slot(|s| s.queue.len() >= CORK_MIN_FRAMES) == Some(true);
     if corked {
         set_cork(wsi, true);
     }
@@ -629,7 +701,7 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
             break;
         }
         wrote = true;
-        if deflating && frame.is_extended() {
+        if frame.is_extended() {
             // lws may drain this message over later writes, reading our
             // buffer as it goes, and would take another data write as part
             // of it: keep the frame and write no more data this time.
@@ -644,9 +716,29 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     if corked {
         set_cork(wsi, false);
     }
-    if failed {
+    (!failed).then_some(wrote)
+}
+
+fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
+    let Some((conn, handler)) = conn_of(shared, wsi) else {
+        return 0;
+    };
+    // lws calls WRITEABLE only once it has drained a compressed message,
+    // so the frame zlib was reading can go now.
+    let Some(deflating) = conn.with_slot(|s| {
+        s.tx_in_flight = None;
+        s.deflate_active
+    }) else {
+        return 0;
+    };
+    let written = if deflating {
+        write_through_extension(&conn, wsi)
+    } else {
+        write_batched(shared, &conn, wsi)
+    };
+    let Some(wrote) = written else {
         return -1;
-    }
+    };
     let Some((more, close)) = conn.with_slot(|slot| {
         // The close request stays in the slot: on_close reports it.
         let close = slot

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     /// When the current loop turn started: what receiving stamps on a
     /// connection as the last time its peer was heard.
     pub(crate) turn_started: Cell<std::time::Instant>,
+    /// The buffer small frames are batched in (crate::batch), kept
+    /// between writes.
+    pub(crate) tx_batch: Cell<Vec<u8>>,
 }
 
 impl Shared {
@@ -289,6 +292,7 @@ impl Context {
             timers: RefCell::new(Timers::default()),
             keepalive_sweep: Cell::new(None),
             turn_started: Cell::new(std::time::Instant::now()),
+            tx_batch: Cell::new(Vec::new()),
         });
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;

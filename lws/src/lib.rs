@@ -37,6 +37,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod callback;
 mod client;
 mod connection;

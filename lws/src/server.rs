@@ -266,6 +266,7 @@ impl Context {
             name,
             callback: Some(protocol_callback),
             user,
+            tx_packet_size: crate::callback::TX_PACKET_SIZE,
             ..Default::default()
         };
         if protocol_names.is_empty() {
