@@ -438,6 +438,9 @@ fn on_established_client(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     0
 }
 
+/// The most a frame header's length makes us reserve for reassembly.
+const RX_RESERVE_MAX: usize = 1 << 20;
+
 /// What one RECEIVE did to a connection's reassembly buffer.
 enum Rx {
     /// More fragments are due.
@@ -505,6 +508,14 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
         if first {
             slot.rx.clear();
             slot.rx_binary = binary;
+        }
+        if !last && slot.rx.is_empty() && !slot.deflate_active {
+            // A message in several chunks: room for its first frame at
+            // once rather than growing by doubling. Never more than the
+            // size limit allows, nor past RX_RESERVE_MAX on the peer's say.
+            let cap = if max > 0 { max } else { RX_RESERVE_MAX };
+            slot.rx
+                .reserve((data.len() + remaining).min(cap).min(RX_RESERVE_MAX));
         }
         if max > 0 && slot.rx.len() + data.len() > max {
             slot.rx = Vec::new();

@@ -244,6 +244,10 @@ impl std::fmt::Debug for Context {
 /// Longest wait between turns, so lws's own timers are never starved.
 const MAX_WAIT_MS: c_int = 1000;
 
+/// At most this many service rounds per `handle_events` before polling
+/// again.
+const SERVICE_ROUNDS: usize = 8;
+
 impl Context {
     /// A context with its own `mio::Poll`, driven by [`Context::run`].
     ///
@@ -479,9 +483,18 @@ impl Context {
                 }
             }
         }
-        self.service_ready();
-        self.run_watches();
-        self.after_service();
+        // What one service makes ready (the write an echo queues, the
+        // next chunk of a large message still in the kernel) is served
+        // at once, not after another poll; a bound keeps new events from
+        // waiting behind a busy connection.
+        for _ in 0..SERVICE_ROUNDS {
+            self.service_ready();
+            self.run_watches();
+            self.after_service();
+            if !self.shared.reactor.borrow().has_ready() {
+                break;
+            }
+        }
     }
 
     /// One round over the fds that are ready and wanted.
