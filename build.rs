@@ -1,0 +1,57 @@
+//! Builds the plain-C reference programs in c/ against the libwebsockets
+//! lws-sys links (its `links = "websockets"` metadata), so benchmarks and
+//! tests compare our Rust layer with C on the very same library.
+//!
+//! Each program lands in OUT_DIR and, for scripts, in the profile dir
+//! (`target/release/lws-c-echo-server`); tests find it through
+//! `env!("LWS_C_ECHO_SERVER")`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+/// (source under c/, executable name, env var naming its path)
+const PROGRAMS: &[(&str, &str, &str)] =
+    &[("echo_server.c", "lws-c-echo-server", "LWS_C_ECHO_SERVER")];
+
+fn main() {
+    println!("cargo:rerun-if-changed=c");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let includes = env::var("DEP_WEBSOCKETS_INCLUDE").expect("lws-sys gives its include dirs");
+    let root = PathBuf::from(env::var("DEP_WEBSOCKETS_ROOT").expect("lws-sys gives its root"));
+    let vendored = env::var("DEP_WEBSOCKETS_VENDORED").is_ok();
+    // target/<profile>/build/lws-rs-<hash>/out -> target/<profile>
+    let profile_dir = out.ancestors().nth(3).map(Path::to_path_buf);
+
+    let compiler = cc::Build::new().opt_level(2).get_compiler();
+    for (source, name, var) in PROGRAMS {
+        let exe = out.join(name);
+        let mut cmd = compiler.to_command();
+        cmd.args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&exe)
+            .arg(Path::new("c").join(source));
+        for dir in env::split_paths(&includes) {
+            cmd.arg("-I").arg(dir);
+        }
+        if vendored {
+            cmd.arg(root.join("libwebsockets.a"));
+        } else {
+            cmd.arg("-L").arg(&root).arg("-lwebsockets");
+            cmd.arg(format!("-Wl,-rpath,{}", root.display()));
+        }
+        cmd.args(["-lssl", "-lcrypto", "-lz", "-lpthread"]);
+        let result = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        if !result.status.success() {
+            panic!(
+                "building the C reference program c/{source} failed:\n{cmd:?}\n{}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+        }
+        if let Some(dir) = &profile_dir {
+            // Best effort: scripts use this copy, tests the OUT_DIR one.
+            let _ = std::fs::copy(&exe, dir.join(name));
+        }
+        println!("cargo:rustc-env={var}={}", exe.display());
+    }
+}
