@@ -3,15 +3,17 @@
 //! tests compare our Rust layer with C on the very same library.
 //!
 //! Each program lands in OUT_DIR and, for scripts, in the profile dir
-//! (`target/release/lws-c-echo-server`); tests find it through
+//! (`target/release/lws-c-echo-server`, `lws-c-latency`); tests find it through
 //! `env!("LWS_C_ECHO_SERVER")`.
 
 use std::env;
 use std::path::{Path, PathBuf};
 
 /// (source under c/, executable name, env var naming its path)
-const PROGRAMS: &[(&str, &str, &str)] =
-    &[("echo_server.c", "lws-c-echo-server", "LWS_C_ECHO_SERVER")];
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("echo_server.c", "lws-c-echo-server", "LWS_C_ECHO_SERVER"),
+    ("latency_client.c", "lws-c-latency", "LWS_C_LATENCY"),
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=c");

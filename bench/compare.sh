@@ -6,7 +6,9 @@
 #
 # usage: bench/compare.sh [--rounds N] [--quick] [--out FILE]
 #   --quick   fewer modes and one round (a smoke run, a few minutes)
-# env: SHARED (../shared), as ../shared/bench/run.sh (CLIENT_CPUS, ...).
+# env: SHARED (../shared), as ../shared/bench/run.sh (CLIENT_CPUS, ...);
+#      PLAIN_RESULTS=FILE reuses the plain-WebSocket RESULT lines of an
+#      earlier run (to regenerate the rest of the report).
 # Every run is bounded by its mode's count or seconds; servers are started
 # and stopped by ../shared/bench/run.sh, by PID.
 set -euo pipefail
@@ -39,17 +41,25 @@ modes="rtt:64:20000:2000 rtt:1024:20000:2000 rtt:65536:2000:200 rtt:1048576:200:
  tp:64:1:16:3 tp:64:10:16:3 tp:64:100:16:3 tp:64:1000:4:3 tp:1024:100:16:3"
 [ "$quick" = 1 ] && modes="rtt:64:5000:500 rtt:1024:5000:500 rtt:65536:500:50 tp:64:100:16:2"
 
-echo "bench: plain WebSocket, $rounds rounds -> $results/plain.txt" >&2
-# shellcheck disable=SC2086
-"$shared/bench/compare.sh" --rounds "$rounds" --modes "$(echo $modes)" --out "$results/plain.txt" \
-	c-lws "$c_echo --port {PORT}" \
-	lws-rs "$ours --port {PORT}" \
-	--raw raw-tcp '{BIN}/raw-tcp-echo {PORT}' \
-	tokio-tungstenite '{BIN}/tokio-tungstenite-echo {PORT}' \
-	fastwebsockets '{BIN}/fastwebsockets-echo {PORT}' >/dev/null
+if [ -n "${PLAIN_RESULTS:-}" ]; then
+	cp "$PLAIN_RESULTS" "$results/plain.txt"
+else
+	echo "bench: plain WebSocket, $rounds rounds -> $results/plain.txt" >&2
+	# shellcheck disable=SC2086
+	"$shared/bench/compare.sh" --rounds "$rounds" --modes "$(echo $modes)" --out "$results/plain.txt" \
+		c-lws "$c_echo --port {PORT}" \
+		lws-rs "$ours --port {PORT}" \
+		--raw raw-tcp '{BIN}/raw-tcp-echo {PORT}' \
+		tokio-tungstenite '{BIN}/tokio-tungstenite-echo {PORT}' \
+		fastwebsockets '{BIN}/fastwebsockets-echo {PORT}' >/dev/null
+fi
 
 # Idle connections: the C reference and ours, RSS per connection.
+# 50,000 wanted; each side needs one fd per connection, and a process
+# cannot raise its hard RLIMIT_NOFILE without CAP_SYS_RESOURCE.
+hard=$(ulimit -Hn)
 idle=50000
+[ "$hard" != unlimited ] && [ "$hard" -lt $((idle + 1000)) ] && idle=$((hard - 1000))
 [ "$quick" = 1 ] && idle=5000
 echo "bench: $idle idle connections -> $results/idle.txt" >&2
 : >"$results/idle.txt"

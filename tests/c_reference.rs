@@ -1,7 +1,8 @@
 //! The plain-C reference echo server (c/echo_server.c, built by build.rs
 //! against the same lws) echoes byte for byte, in order, pipelined, in
-//! both write modes, and exits cleanly on SIGTERM: the benchmarks'
-//! baseline must be a correct echo, or its figures mean nothing.
+//! both write modes, and exits cleanly on SIGTERM; the C latency client
+//! (c/latency_client.c) checks every echo. The benchmarks' baseline must
+//! be correct, or its figures mean nothing.
 
 mod util;
 
@@ -68,4 +69,37 @@ fn the_c_reference_echoes_one_write_per_writeable() {
 fn the_c_reference_echoes_batched_writes() {
     let _wd = util::watchdog("C reference echo, --batch", 60);
     echoes_everything(&["--batch"]);
+}
+
+#[test]
+fn the_c_latency_client_checks_every_echo() {
+    let _wd = util::watchdog("C latency client", 60);
+    let (mut server, port) = start(&[]);
+    for size in ["1", "64", "70000"] {
+        let out = Command::new(env!("LWS_C_LATENCY"))
+            .args(["--port", &port.to_string(), "--size", size])
+            .args(["--count", "200", "--warmup", "20"])
+            .output()
+            .expect("run the C latency client");
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "size {size}: {line}");
+        assert!(
+            line.starts_with("RESULT name=c-lws-client mode=rtt"),
+            "{line}"
+        );
+        assert!(
+            line.contains(" n=200 ") && line.contains(" mismatches=0 "),
+            "{line}"
+        );
+        assert!(line.trim_end().ends_with("status=ok"), "{line}");
+    }
+    // Nothing listens on a port we just closed: the client must fail.
+    // SAFETY: kill(2) on the PID of the child we started and still own.
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    assert!(server.wait().unwrap().success());
+    let out = Command::new(env!("LWS_C_LATENCY"))
+        .args(["--port", &port.to_string(), "--count", "10"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no server, yet: {:?}", out);
 }
