@@ -71,8 +71,14 @@ pub(crate) fn leading<'a>(queue: impl IntoIterator<Item = &'a Frame>) -> usize {
 /// Appends `frame` to `out`, framed (RFC 6455 section 5.2), masked with
 /// `mask` when given (a client's frames).
 pub(crate) fn encode(out: &mut Vec<u8>, frame: &Frame, mask: Option<[u8; 4]>) {
-    let payload = &frame.buf[sys::LWS_PRE..];
-    out.push(first_byte(frame).expect("encode is only given frames that fit"));
+    let first = first_byte(frame).expect("encode is only given frames that fit");
+    put_frame(out, first, &frame.buf[sys::LWS_PRE..], mask);
+}
+
+/// Appends one frame: `first` (FIN, RSV, opcode), the length, then
+/// `payload`, masked with `mask` when given.
+pub(crate) fn put_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+    out.push(first);
     let masked = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
         n if n < 126 => out.push(masked | n as u8),

@@ -168,41 +168,17 @@ fn tx_buf_bits(max_frame_size: usize) -> Option<u32> {
 pub(crate) fn raw_frame(payload: &[u8], binary: bool, mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(sys::LWS_PRE + 14 + payload.len());
     buf.resize(sys::LWS_PRE, 0);
-    buf.push(0x80 | if binary { 0x2 } else { 0x1 }); // FIN, RSV1 clear
-    let masked = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => buf.push(masked | n as u8),
-        n if n <= 0xffff => {
-            buf.push(masked | 126);
-            buf.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            buf.push(masked | 127);
-            buf.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            buf.extend_from_slice(&key);
-            buf.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        }
-        None => buf.extend_from_slice(payload),
-    }
+    // FIN, RSV1 clear: lws's compressor never sees this frame.
+    let first = 0x80 | if binary { 0x2 } else { 0x1 };
+    crate::batch::put_frame(&mut buf, first, payload, mask);
     buf
 }
 
 /// A masking key from lws's random source.
 pub(crate) fn mask_key(wsi: *mut sys::lws) -> [u8; 4] {
-    let mut key = [0u8; 4];
-    // SAFETY: wsi is live; lws_get_random writes at most 4 bytes.
-    unsafe {
-        sys::lws_get_random(
-            sys::lws_get_context(wsi),
-            key.as_mut_ptr() as *mut libc::c_void,
-            key.len(),
-        )
-    };
-    key
+    let mut key = [[0u8; 4]];
+    crate::batch::mask_keys(wsi, &mut key);
+    key[0]
 }
 
 #[cfg(test)]
