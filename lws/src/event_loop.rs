@@ -59,6 +59,10 @@ pub(crate) struct Reactor {
     fds: Vec<FdSlot>,
     /// Fds that may need service this round.
     ready: Vec<RawFd>,
+    /// The previous round's list, emptied: servicing a round usually
+    /// re-queues an fd (more to read, a write wanted), so two lists trade
+    /// places instead of a fresh allocation per round.
+    spare: Vec<RawFd>,
 }
 
 impl Reactor {
@@ -68,6 +72,7 @@ impl Reactor {
             token_base,
             fds: Vec::new(),
             ready: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -201,18 +206,20 @@ impl Reactor {
 
     /// Takes this round's ready list.
     pub(crate) fn take_ready(&mut self) -> Vec<RawFd> {
-        let list = std::mem::take(&mut self.ready);
+        let spare = std::mem::take(&mut self.spare);
+        let list = std::mem::replace(&mut self.ready, spare);
         for &fd in &list {
             self.slot(fd).queued = false;
         }
         list
     }
 
-    /// Gives back the (emptied) list so its allocation is reused.
+    /// Gives back the list [`take_ready`](Self::take_ready) handed out, so
+    /// its allocation is reused.
     pub(crate) fn return_buffer(&mut self, mut list: Vec<RawFd>) {
         list.clear();
-        if self.ready.is_empty() {
-            self.ready = list;
+        if list.capacity() > self.spare.capacity() {
+            self.spare = list;
         }
     }
 
