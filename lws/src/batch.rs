@@ -132,7 +132,7 @@ mod tests {
     use super::*;
 
     fn frame(payload: &[u8], kind: sys::lws_write_protocol) -> Frame {
-        Frame::new(payload, kind)
+        Frame::new(&Default::default(), payload, kind)
     }
 
     #[test]

@@ -514,8 +514,9 @@ fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
             // once rather than growing by doubling. Never more than the
             // size limit allows, nor past RX_RESERVE_MAX on the peer's say.
             let cap = if max > 0 { max } else { RX_RESERVE_MAX };
-            slot.rx
-                .reserve((data.len() + remaining).min(cap).min(RX_RESERVE_MAX));
+            slot.rx = shared
+                .spare
+                .take((data.len() + remaining).min(cap).min(RX_RESERVE_MAX));
         }
         if max > 0 && slot.rx.len() + data.len() > max {
             slot.rx = Vec::new();
@@ -641,14 +642,18 @@ fn write_batched(shared: &Shared, conn: &Connection, wsi: *mut sys::lws) -> Opti
                 let len = frame.write_len();
                 // SAFETY: the buffer has LWS_PRE bytes of headroom before
                 // the payload, as lws_write requires; wsi is live.
-                Some(unsafe {
+                let n = unsafe {
                     sys::lws_write(
                         wsi,
                         frame.buf.as_mut_ptr().add(sys::LWS_PRE),
                         len,
                         frame.kind,
                     )
-                })
+                };
+                // Without an extension lws copies what the kernel did not
+                // take: the buffer is ours again.
+                shared.spare.give(frame.buf);
+                Some(n)
             }
             Some(Some(None)) => {
                 let len = batch.len() - sys::LWS_PRE;
@@ -682,7 +687,7 @@ fn write_batched(shared: &Shared, conn: &Connection, wsi: *mut sys::lws) -> Opti
 /// Writes queued frames one lws_write each, for a connection whose data
 /// frames go through permessage-deflate (lws must frame them itself).
 /// Returns whether anything was written, None if a write failed.
-fn write_through_extension(conn: &Connection, wsi: *mut sys::lws) -> Option<bool> {
+fn write_through_extension(shared: &Shared, conn: &Connection, wsi: *mut sys::lws) -> Option<bool> {
     let corked = conn.with_slot(|s| s.queue.len() >= CORK_MIN_FRAMES) == Some(true);
     if corked {
         set_cork(wsi, true);
@@ -719,6 +724,7 @@ fn write_through_extension(conn: &Connection, wsi: *mut sys::lws) -> Option<bool
             conn.with_slot(|s| s.tx_in_flight = Some(frame));
             break;
         }
+        shared.spare.give(frame.buf);
         // SAFETY: wsi is live.
         if unsafe { sys::lws_partial_buffered(wsi) } != 0 {
             break; // lws holds the rest; it asks for POLLOUT itself
@@ -743,7 +749,7 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
         return 0;
     };
     let written = if deflating {
-        write_through_extension(&conn, wsi)
+        write_through_extension(shared, &conn, wsi)
     } else {
         write_batched(shared, &conn, wsi)
     };

@@ -40,8 +40,14 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    pub(crate) fn new(payload: &[u8], kind: sys::lws_write_protocol) -> Frame {
-        let mut buf = Vec::with_capacity(sys::LWS_PRE + payload.len());
+    /// A frame of `payload`, in the context's spare buffer when it is large
+    /// (crate::buffers).
+    pub(crate) fn new(
+        spare: &crate::buffers::Spare,
+        payload: &[u8],
+        kind: sys::lws_write_protocol,
+    ) -> Frame {
+        let mut buf = spare.take(sys::LWS_PRE + payload.len());
         buf.resize(sys::LWS_PRE, 0);
         buf.extend_from_slice(payload);
         Frame {
@@ -517,8 +523,11 @@ impl Connection {
                     let last = chunks.len() - 1;
                     for (i, chunk) in chunks.enumerate() {
                         let flags = sys::lws_write_ws_flags(kind as c_int, i == 0, i == last);
-                        s.queue
-                            .push_back(Frame::new(chunk, flags as sys::lws_write_protocol));
+                        s.queue.push_back(Frame::new(
+                            &self.shared.spare,
+                            chunk,
+                            flags as sys::lws_write_protocol,
+                        ));
                     }
                 } else if whole
                     && s.deflate_active
@@ -535,7 +544,8 @@ impl Connection {
                         crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);
                     s.queue.push_back(Frame::raw(buf, payload.len()));
                 } else {
-                    s.queue.push_back(Frame::new(payload, kind));
+                    s.queue
+                        .push_back(Frame::new(&self.shared.spare, payload, kind));
                 }
                 // A non-empty queue always has a writable request
                 // outstanding, so only the first frame asks.

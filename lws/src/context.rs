@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// The buffer small frames are batched in (crate::batch), kept
     /// between writes.
     pub(crate) tx_batch: Cell<Vec<u8>>,
+    /// The last large buffer freed, for the next large message or frame.
+    pub(crate) spare: crate::buffers::Spare,
 }
 
 impl Shared {
@@ -297,6 +299,7 @@ impl Context {
             keepalive_sweep: Cell::new(None),
             turn_started: Cell::new(std::time::Instant::now()),
             tx_batch: Cell::new(Vec::new()),
+            spare: Default::default(),
         });
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod buffers;
 mod callback;
 mod client;
 mod connection;
