@@ -13,6 +13,7 @@
 
 use crate::connection::Frame;
 use lws_sys as sys;
+use std::cell::RefCell;
 
 /// Frames with more payload than this are written on their own, uncopied.
 pub(crate) const FRAME_MAX: usize = 16 * 1024;
@@ -115,16 +116,68 @@ fn apply_mask(data: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// Fills `keys` with masking keys from lws's random source, in one read.
-pub(crate) fn mask_keys(wsi: *mut sys::lws, keys: &mut [[u8; 4]]) {
-    // SAFETY: wsi is live; the slice holds exactly 4 * len writable bytes.
-    unsafe {
-        sys::lws_get_random(
-            sys::lws_get_context(wsi),
-            keys.as_mut_ptr() as *mut libc::c_void,
-            4 * keys.len(),
-        )
-    };
+/// Keys read from lws's random source per refill of [`MaskKeys`].
+const POOL_KEYS: usize = 64;
+
+/// Masking keys for the frames a client sends, from lws's random source
+/// (the kernel's), read 64 keys at a time: a read per batch or per
+/// uncompressed deflate frame was a syscall per message on a busy client.
+pub(crate) struct MaskKeys(RefCell<KeyPool>);
+
+struct KeyPool {
+    keys: [[u8; 4]; POOL_KEYS],
+    /// Keys from here to `end` are unused.
+    next: usize,
+    end: usize,
+}
+
+impl Default for MaskKeys {
+    fn default() -> MaskKeys {
+        MaskKeys(RefCell::new(KeyPool {
+            keys: [[0; 4]; POOL_KEYS],
+            next: 0,
+            end: 0,
+        }))
+    }
+}
+
+impl MaskKeys {
+    /// Fills `keys` with fresh keys, each used once.
+    pub(crate) fn fill(&self, cx: *mut sys::lws_context, keys: &mut [[u8; 4]]) {
+        let mut pool = self.0.borrow_mut();
+        for key in keys {
+            if pool.next == pool.end {
+                // SAFETY: cx is the live context; the pool holds exactly
+                // 4 * POOL_KEYS writable bytes.
+                let n = unsafe {
+                    sys::lws_get_random(
+                        cx,
+                        pool.keys.as_mut_ptr() as *mut libc::c_void,
+                        4 * POOL_KEYS,
+                    )
+                };
+                pool.next = 0;
+                pool.end = n / 4;
+                if pool.end == 0 {
+                    // The kernel's random source failed to read, which
+                    // does not happen in practice: the frame still goes
+                    // out, valid, with an all-zero key (as it did before
+                    // the pool, which ignored the read's result).
+                    *key = [0; 4];
+                    continue;
+                }
+            }
+            *key = pool.keys[pool.next];
+            pool.next += 1;
+        }
+    }
+
+    /// One fresh key.
+    pub(crate) fn one(&self, cx: *mut sys::lws_context) -> [u8; 4] {
+        let mut key = [[0u8; 4]];
+        self.fill(cx, &mut key);
+        key[0]
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +186,20 @@ mod tests {
 
     fn frame(payload: &[u8], kind: sys::lws_write_protocol) -> Frame {
         Frame::new(&Default::default(), payload, kind)
+    }
+
+    #[test]
+    fn mask_keys_are_fresh_across_refills() {
+        let cx = crate::Context::new(crate::ContextOptions::default()).expect("context");
+        let raw = cx.shared.raw.get();
+        let pool = MaskKeys::default();
+        let mut keys = [[0u8; 4]; 3 * POOL_KEYS + 5];
+        pool.fill(raw, &mut keys[..7]);
+        pool.fill(raw, &mut keys[7..]);
+        // 197 random 32-bit keys: a repeat is a reused pool slot, not chance
+        // (odds about 1 in 200,000).
+        let mut seen = std::collections::HashSet::new();
+        assert!(keys.iter().all(|k| seen.insert(*k)), "a key came twice");
     }
 
     #[test]

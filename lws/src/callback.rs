@@ -628,7 +628,7 @@ fn write_batched(shared: &Shared, conn: &Connection, wsi: *mut sys::lws) -> Opti
             let mut keys = [[0u8; 4]; crate::batch::FRAMES_MAX];
             let keys = &mut keys[..n];
             if slot.is_client {
-                crate::batch::mask_keys(wsi, keys);
+                shared.mask_keys.fill(shared.raw.get(), keys);
             }
             for key in keys.iter() {
                 let frame = slot.queue.pop_front().expect("leading counted it");

@@ -539,7 +539,9 @@ impl Connection {
                     // so for an empty message: lws compresses one that
                     // follows another to zero bytes, which no inflater
                     // reads (a compressed empty message is one byte, 00).
-                    let mask = s.is_client.then(|| crate::deflate::mask_key(s.wsi));
+                    let mask = s
+                        .is_client
+                        .then(|| self.shared.mask_keys.one(self.shared.raw.get()));
                     let buf =
                         crate::deflate::raw_frame(payload, kind == sys::LWS_WRITE_BINARY, mask);
                     s.queue.push_back(Frame::raw(buf, payload.len()));

@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) tx_batch: Cell<Vec<u8>>,
     /// The last large buffer freed, for the next large message or frame.
     pub(crate) spare: crate::buffers::Spare,
+    /// Masking keys for our client frames.
+    pub(crate) mask_keys: crate::batch::MaskKeys,
 }
 
 impl Shared {
@@ -227,7 +229,7 @@ impl Default for ContextOptions {
 /// # Ok::<(), lws::Error>(())
 /// ```
 pub struct Context {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
     poll: Option<RefCell<Poll>>,
     /// False for a view ([`Connection::context`]): dropping it leaves the
     /// lws context alone.
@@ -300,6 +302,7 @@ impl Context {
             turn_started: Cell::new(std::time::Instant::now()),
             tx_batch: Cell::new(Vec::new()),
             spare: Default::default(),
+            mask_keys: Default::default(),
         });
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;

@@ -174,13 +174,6 @@ pub(crate) fn raw_frame(payload: &[u8], binary: bool, mask: Option<[u8; 4]>) -> 
     buf
 }
 
-/// A masking key from lws's random source.
-pub(crate) fn mask_key(wsi: *mut sys::lws) -> [u8; 4] {
-    let mut key = [[0u8; 4]];
-    crate::batch::mask_keys(wsi, &mut key);
-    key[0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
