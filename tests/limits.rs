@@ -3,11 +3,12 @@
 //! freed by a close is taken again, and the limit changes at run time),
 //! `handshake_timeout` (a client that sends nothing, or its request one
 //! byte at a time, is dropped while a listener with a longer timeout keeps
-//! the same kind of client, and others are served meanwhile; a completed
-//! handshake outlives the timeout), `max_header_size` (the default takes
-//! headers lws's own 4096 would not, a request over the limit is refused,
-//! values outside 256..=65535 are refused), and the default message and
-//! frame limits.
+//! the same kind of client, and others are served meanwhile; over TLS too;
+//! a completed handshake or HTTP request outlives the timeout; zero is
+//! refused and `Duration::MAX` means none), `max_header_size` (the default
+//! takes headers lws's own 4096 would not, a request over the limit gets
+//! 431 and a close, values outside 256..=65535 are refused), and the
+//! default message and frame limits (a frame over 16 MiB closes with 1009).
 
 mod util;
 
@@ -315,9 +316,10 @@ fn a_client_sending_its_request_one_byte_at_a_time_is_dropped_after_the_handshak
     let (_server, short, long) = timeout_servers();
     let request = upgrade_request("/", &[], &[("X-Padding", &"p".repeat(200))]);
     let request = request.as_bytes();
+    // Before connecting: the server's clock starts at its accept.
+    let started = Instant::now();
     let mut slow = connect_raw(short);
     let mut patient = connect_raw(long);
-    let started = Instant::now();
     let mut sent = 0;
     let mut dropped = false;
     // One byte every 100 ms to both (the whole request would take over
@@ -450,6 +452,17 @@ fn handshake_timeout_zero_is_refused() {
     ));
     cx.configure_listener(id, |o| o.handshake_timeout = None)
         .expect("None: lws's own timeouts only");
+}
+
+#[test]
+fn a_huge_handshake_timeout_is_no_timeout_at_all() {
+    let _wd = util::watchdog("handshake_timeout_huge", 30);
+    let mut options = ListenOptions::new(0);
+    options.handshake_timeout = Some(Duration::MAX);
+    let (_server, listener, events) = echo_server(ContextOptions::default(), options);
+    let mut ws = client(listener.port());
+    assert_eq!(next_event(&events), Event::Connected);
+    assert_echoes(&mut ws, "no overflow, no instant timeout");
 }
 
 // ---- max_header_size ----

@@ -60,14 +60,20 @@ pub(crate) fn header_size(max_header_size: usize) -> crate::Result<u16> {
     Ok(max_header_size as u16)
 }
 
+/// The longest backstop lws gets (about 34 years): lws keeps the value in
+/// an `int` and adds to it, so larger ones would wrap to a negative
+/// timeout, which fires at once.
+const LWS_GUARD_MAX_SECS: u32 = 1 << 30;
+
 /// lws's own header-phase timeout for a listener (`timeout_secs_ah_idle`,
 /// whole seconds): one second behind ours, so ours acts first. 0 (lws's
 /// default of 10 s) without a handshake timeout.
 pub(crate) fn lws_guard_secs(timeout: Option<Duration>) -> u32 {
     match timeout {
         Some(t) => {
-            let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
-            u32::try_from(secs.saturating_add(1)).unwrap_or(u32::MAX)
+            let secs = t.as_secs().saturating_add(u64::from(t.subsec_nanos() > 0));
+            let secs = secs.saturating_add(1).min(u64::from(LWS_GUARD_MAX_SECS));
+            secs as u32
         }
         None => 0,
     }
@@ -140,7 +146,7 @@ pub(crate) fn accepted(shared: &Rc<Shared>, wsi: *mut sys::lws, listener: &Liste
     // lws's own backstop for the time before the first bytes (it set its
     // 15 s default just before calling us; the header phase gets the
     // vhost's timeout_secs_ah_idle).
-    let guard = lws_guard_secs(Some(timeout)).min(c_int::MAX as u32) as c_int;
+    let guard = lws_guard_secs(Some(timeout)) as c_int; // at most 2^30
     let reason = if tls {
         sys::PENDING_TIMEOUT_SSL_ACCEPT
     } else {
@@ -154,6 +160,8 @@ pub(crate) fn accepted(shared: &Rc<Shared>, wsi: *mut sys::lws, listener: &Liste
         hs.next
     };
     let key = wsi as usize;
+    // Capped as lws's is, so the deadline never overflows an Instant.
+    let timeout = timeout.min(Duration::from_secs(LWS_GUARD_MAX_SECS.into()));
     let timer = Context::view(shared).set_timeout(timeout, move |cx| expired(cx, key, serial));
     let old = shared
         .handshakes
@@ -220,7 +228,8 @@ mod tests {
         assert_eq!(lws_guard_secs(Some(Duration::from_secs(10))), 11);
         assert_eq!(lws_guard_secs(Some(Duration::from_millis(1500))), 3);
         assert_eq!(lws_guard_secs(Some(Duration::from_millis(1))), 2);
-        assert_eq!(lws_guard_secs(Some(Duration::MAX)), u32::MAX);
+        assert_eq!(lws_guard_secs(Some(Duration::MAX)), 1 << 30);
+        assert_eq!(lws_guard_secs(Some(Duration::from_secs(u64::MAX))), 1 << 30);
     }
 
     #[test]
