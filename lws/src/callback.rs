@@ -202,7 +202,25 @@ unsafe fn dispatch(
             // SAFETY: forwarding lws's own arguments to its default handler.
             unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
         }
+        sys::LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED => {
+            // A listener accepted a connection: its handshake deadline
+            // starts (adopted sockets have no listener).
+            // SAFETY: wsi is live and bound to its vhost's first protocol.
+            if let Some(listener) = unsafe { listener_of(wsi) } {
+                crate::limits::accepted(&shared, wsi, listener);
+            }
+            // SAFETY: forwarding lws's own arguments to its default handler.
+            unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
+        }
+        sys::LWS_CALLBACK_FILTER_HTTP_CONNECTION => {
+            // A plain HTTP request's headers are complete.
+            crate::limits::settled(&shared, wsi);
+            // SAFETY: forwarding lws's own arguments to its default handler.
+            unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) }
+        }
         sys::LWS_CALLBACK_HTTP_CONFIRM_UPGRADE => {
+            // An upgrade request's headers are complete.
+            crate::limits::settled(&shared, wsi);
             // SAFETY: for this reason lws passes the Upgrade header's value.
             let upgrade =
                 (!input.is_null()).then(|| unsafe { CStr::from_ptr(input as *const c_char) });
@@ -286,6 +304,7 @@ unsafe fn dispatch(
             unsafe { add_response_headers(&shared, wsi, input as *mut sys::lws_process_html_args) }
         }
         sys::LWS_CALLBACK_WSI_DESTROY => {
+            crate::limits::settled(&shared, wsi); // a handshake that never ended
             if let Some(key) = slot_key(&shared, wsi) {
                 shared.remove(key);
             }

@@ -150,6 +150,9 @@ pub(crate) struct ConnSlot {
     /// The last compressed frame handed to lws: zlib may still read it
     /// while lws drains the message over several writes.
     pub tx_in_flight: Option<Frame>,
+    /// Counts this connection against its listener's max_connections
+    /// while the slot exists (crate::limits).
+    pub admitted: Option<crate::limits::Admission>,
 }
 
 impl ConnSlot {
@@ -195,6 +198,7 @@ impl ConnSlot {
             deflate: None,
             deflate_active: false,
             tx_in_flight: None,
+            admitted: None,
         }
     }
 }

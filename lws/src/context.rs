@@ -76,6 +76,9 @@ pub(crate) struct Shared {
     pub(crate) spare: crate::buffers::Spare,
     /// Masking keys for our client frames.
     pub(crate) mask_keys: crate::batch::MaskKeys,
+    /// Server connections still reading their request, with deadlines
+    /// (crate::limits).
+    pub(crate) handshakes: RefCell<crate::limits::Handshakes>,
 }
 
 impl Shared {
@@ -197,6 +200,22 @@ pub struct ContextOptions {
     /// refused with [`Error::InvalidOption`]). With OpenSSL 1.1 and later
     /// the initialisation is idempotent and safe to share.
     pub ssl_init: bool,
+    /// Most bytes of request headers lws keeps for one request (lws's
+    /// `max_http_header_data`; our default
+    /// [`DEFAULT_MAX_HEADER_SIZE`](crate::DEFAULT_MAX_HEADER_SIZE), 8192,
+    /// where lws's own is 4096). Valid:
+    /// [`MAX_HEADER_SIZE_RANGE`](crate::MAX_HEADER_SIZE_RANGE), 256 to
+    /// 65535. What counts is what lws stores: the request line's URI, and
+    /// the values of all headers plus the names of those lws does not know.
+    /// A request whose headers do not fit is answered
+    /// `431 Request Header Fields Too Large` and the connection closed
+    /// (lws itself hangs up without a word: the vendored build carries our
+    /// patch for the 431; a system or external lws closes silently). The
+    /// buffer is lws's per-request header table, held only until the
+    /// handshake or the request is done. It also bounds the response
+    /// headers this context's clients accept. [`Context::new`] refuses a
+    /// value outside the range with [`Error::InvalidOption`].
+    pub max_header_size: usize,
 }
 
 impl Default for ContextOptions {
@@ -205,6 +224,7 @@ impl Default for ContextOptions {
             token_base: 1 << 32,
             validate_utf8: true,
             ssl_init: true,
+            max_header_size: crate::limits::DEFAULT_MAX_HEADER_SIZE,
         }
     }
 }
@@ -277,6 +297,7 @@ impl Context {
     }
 
     fn create(registry: Registry, options: &ContextOptions) -> Result<Context> {
+        let max_header_size = crate::limits::header_size(options.max_header_size)?;
         let shared = Rc::new(Shared {
             raw: Cell::new(std::ptr::null_mut()),
             watches: RefCell::new(Watches::new(registry.try_clone()?, options.token_base)),
@@ -303,6 +324,7 @@ impl Context {
             tx_batch: Cell::new(Vec::new()),
             spare: Default::default(),
             mask_keys: Default::default(),
+            handshakes: RefCell::new(crate::limits::Handshakes::default()),
         });
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;
@@ -321,6 +343,7 @@ impl Context {
             event_lib_custom: event_loop::evlib(),
             foreign_loops: foreign_loops.as_mut_ptr(),
             count_threads: 1,
+            max_http_header_data: max_header_size,
             ..Default::default()
         };
         // SAFETY: info is fully initialised; user points to the Shared this

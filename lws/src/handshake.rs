@@ -94,6 +94,13 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
             let Some(listener) = (unsafe { crate::callback::listener_of(wsi) }) else {
                 return reject(wsi, &Handshake::reject(500));
             };
+            if crate::limits::is_full(listener) {
+                log::debug!(
+                    "listener {}: at max_connections; upgrade refused with 503",
+                    listener.id
+                );
+                return reject(wsi, &crate::limits::over_capacity());
+            }
             let config = listener.config.borrow();
             let mut slot = ConnSlot::new(
                 shared.new_id(),
@@ -176,9 +183,15 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
                 );
                 return reject(wsi, &Handshake::reject(500));
             }
+            // Counted against max_connections from here until lws frees
+            // the connection (and its slot); adopted sockets have no
+            // listener and are not counted.
+            // SAFETY: wsi is live and bound to one of our protocols.
+            let admitted = unsafe { crate::callback::listener_of(wsi) }.map(crate::limits::admit);
             conn.with_slot(|s| {
                 s.response_headers_out.extend(out);
                 s.request_headers_in = Some(headers);
+                s.admitted = admitted;
             });
             0
         }

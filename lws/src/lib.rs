@@ -51,6 +51,7 @@ mod handshake;
 mod headers;
 mod http;
 mod keepalive;
+mod limits;
 mod logging;
 mod message;
 mod options;
@@ -70,6 +71,10 @@ pub use handler::{Callbacks, Handler};
 pub use handshake::Handshake;
 pub use headers::Headers;
 pub use http::{HttpRequest, HttpResponse, Mount, MAX_BODY};
+pub use limits::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, MAX_HEADER_SIZE_RANGE,
+};
 pub use message::{CloseCode, Fragment, Message};
 pub use options::{
     AdoptOptions, ClientTls, ConnectOptions, Deflate, Keepalive, ListenOptions, Proxy, ReceiveMode,

@@ -198,7 +198,8 @@ pub struct ListenOptions {
     pub mounts: Vec<crate::Mount>,
     /// Largest single frame accepted; a bigger one closes the connection
     /// with 1009. Outgoing messages are split into frames of at most this
-    /// size. 0 = unlimited (the default).
+    /// size. 0 = unlimited. Default
+    /// [`DEFAULT_MAX_FRAME_SIZE`](crate::DEFAULT_MAX_FRAME_SIZE) (16 MiB).
     pub max_frame_size: usize,
     /// lws vhost name. Default "server"; "default" is reserved.
     pub name: String,
@@ -207,7 +208,8 @@ pub struct ListenOptions {
     /// Empty (the default): clients must not ask for a subprotocol.
     pub protocols: Vec<String>,
     /// Largest reassembled message accepted; bigger ones close the
-    /// connection with 1009. 0 = unlimited (the default).
+    /// connection with 1009. 0 = unlimited. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE) (64 MiB).
     pub max_message_size: usize,
     /// Payload bytes a connection may have queued before sends fail with
     /// [`Error::QueueFull`](crate::Error::QueueFull). 0 = unlimited (the default).
@@ -218,6 +220,27 @@ pub struct ListenOptions {
     pub tls: Option<ServerTls>,
     /// Whole messages (default) or fragments as they arrive.
     pub receive: ReceiveMode,
+    /// Most WebSocket connections of this listener open at once, counted
+    /// from the handshake's acceptance to the connection's end; beyond it
+    /// new upgrades are refused with `503 Service Unavailable`,
+    /// `Retry-After: 1` and `Connection: close`, before
+    /// [`Handler::on_handshake`](crate::Handler::on_handshake) sees them.
+    /// 0 = unlimited (the default; the process's file descriptor limit
+    /// still applies). Plain HTTP requests are not counted. Lowering it
+    /// with [`Context::configure_listener`](crate::Context::configure_listener)
+    /// closes nothing: new upgrades wait until enough connections ended.
+    pub max_connections: usize,
+    /// Time a client has from TCP accept (TLS handshake included) to the
+    /// end of its request headers; a client that is slower, whatever it
+    /// sends meanwhile (a slowloris sending one byte a second), is dropped
+    /// without an answer. None = lws's own timeouts only (whole seconds,
+    /// restarted when the first bytes arrive). Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::DEFAULT_HANDSHAKE_TIMEOUT)
+    /// (10 s). lws's own timeout for the header phase is set one second
+    /// behind it at [`Context::listen`](crate::Context::listen) as a
+    /// backstop, and keeps that value when `configure_listener` changes
+    /// this one: a timeout raised later is also bounded by it.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl ListenOptions {
@@ -233,14 +256,16 @@ impl ListenOptions {
             keepalive: Some(Keepalive::default()),
             deflate: None,
             mounts: Vec::new(),
-            max_frame_size: 0,
+            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
             name: "server".into(),
             protocols: Vec::new(),
-            max_message_size: 0,
+            max_message_size: crate::DEFAULT_MAX_MESSAGE_SIZE,
             max_send_queue: 0,
             headers: Vec::new(),
             tls: None,
             receive: ReceiveMode::Messages,
+            max_connections: 0,
+            handshake_timeout: Some(crate::DEFAULT_HANDSHAKE_TIMEOUT),
         }
     }
 
@@ -281,7 +306,8 @@ pub struct ConnectOptions {
     /// (see [`Connection::protocol`](crate::Connection::protocol)) or the
     /// handshake fails.
     pub protocols: Vec<String>,
-    /// Largest reassembled message accepted (0 = unlimited).
+    /// Largest reassembled message accepted (0 = unlimited). Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE) (64 MiB).
     pub max_message_size: usize,
     /// As [`ListenOptions::max_send_queue`].
     pub max_send_queue: usize,
@@ -300,7 +326,7 @@ pub struct ConnectOptions {
     pub keepalive: Option<Keepalive>,
     /// Offer permessage-deflate. Default None.
     pub deflate: Option<Deflate>,
-    /// As [`ListenOptions::max_frame_size`].
+    /// As [`ListenOptions::max_frame_size`] (default 16 MiB).
     pub max_frame_size: usize,
 }
 
@@ -311,7 +337,7 @@ impl ConnectOptions {
             url: url.into(),
             headers: Vec::new(),
             protocols: Vec::new(),
-            max_message_size: 0,
+            max_message_size: crate::DEFAULT_MAX_MESSAGE_SIZE,
             max_send_queue: 0,
             connect_timeout: None,
             tls: ClientTls::default(),
@@ -319,7 +345,7 @@ impl ConnectOptions {
             receive: ReceiveMode::Messages,
             keepalive: Some(Keepalive::default()),
             deflate: None,
-            max_frame_size: 0,
+            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
         }
     }
 
@@ -343,9 +369,9 @@ impl ConnectOptions {
 ///
 /// Adopted connections negotiate no subprotocol: a client that asks for
 /// one is answered 400.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AdoptOptions {
-    /// As [`ListenOptions::max_message_size`].
+    /// As [`ListenOptions::max_message_size`] (default 64 MiB).
     pub max_message_size: usize,
     /// As [`ListenOptions::max_send_queue`].
     pub max_send_queue: usize,
@@ -353,8 +379,20 @@ pub struct AdoptOptions {
     pub headers: Vec<(String, String)>,
     /// Whole messages (default) or fragments as they arrive.
     pub receive: ReceiveMode,
-    /// As [`ListenOptions::max_frame_size`].
+    /// As [`ListenOptions::max_frame_size`] (default 16 MiB).
     pub max_frame_size: usize,
+}
+
+impl Default for AdoptOptions {
+    fn default() -> Self {
+        AdoptOptions {
+            max_message_size: crate::DEFAULT_MAX_MESSAGE_SIZE,
+            max_send_queue: 0,
+            headers: Vec::new(),
+            receive: ReceiveMode::Messages,
+            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
 }
 
 /// Per-connection limits and modes, copied from the options that made it.

@@ -84,6 +84,9 @@ pub(crate) struct ListenerState {
     pub(crate) protocols: Vec<String>,
     /// What [`Context::configure_listener`] may change.
     pub(crate) config: RefCell<ListenConfig>,
+    /// Its WebSocket connections from handshake accept to close, against
+    /// `max_connections` (crate::limits).
+    pub(crate) live: crate::limits::LiveCount,
     /// Strings lws points to; kept as long as the vhost.
     _strings: Vec<CString>,
     /// lws's protocol table for the vhost (terminated by a zeroed entry).
@@ -186,6 +189,7 @@ impl Context {
         if options.backlog < 1 {
             return Err(Error::InvalidOption("backlog must be at least 1".into()));
         }
+        check_handshake_timeout(&options)?;
         if let Some(other) = self.listener_at(&options) {
             // lws would not listen again: it would share that listener's
             // socket (and hand its connections to that listener).
@@ -204,6 +208,8 @@ impl Context {
         let mut info = sys::lws_context_creation_info {
             port: options.port as c_int,
             vhost_name: name,
+            // lws's own header-phase timeout, a backstop behind ours.
+            timeout_secs_ah_idle: crate::limits::lws_guard_secs(options.handshake_timeout),
             ..Default::default()
         };
         if let Some(path) = &options.unix_path {
@@ -254,6 +260,7 @@ impl Context {
                 options: options.clone(),
                 headers,
             }),
+            live: Default::default(),
             _strings: strings,
             table: Vec::new(),
             fds: Vec::new(),
@@ -479,7 +486,10 @@ impl Context {
     /// Changes a listener's settings for the connections it accepts from
     /// now on (UniEvent's `configure`): `max_message_size`,
     /// `max_send_queue`, `max_frame_size`, `headers`, `keepalive`,
-    /// `nodelay`, `receive`. Connections already open keep what they had.
+    /// `nodelay`, `receive`, `backlog`, `max_connections` (counting the
+    /// connections already open) and `handshake_timeout` (within lws's
+    /// backstop set at listen; see [`ListenOptions::handshake_timeout`]).
+    /// Connections already open keep what they had.
     /// What lws fixes per listening vhost (address, TLS, subprotocols)
     /// cannot change: remove the listener and listen again for that.
     ///
@@ -523,6 +533,7 @@ impl Context {
             ));
         }
         let headers = header_cstrings(&options.headers)?;
+        check_handshake_timeout(&options)?;
         if options.backlog != before.backlog {
             if options.backlog < 1 {
                 return Err(Error::InvalidOption("backlog must be at least 1".into()));
@@ -638,6 +649,16 @@ impl Context {
         shared.adopt_vhost.set(vh);
         Ok(vh)
     }
+}
+
+/// A handshake timeout of zero would drop every connection at once.
+fn check_handshake_timeout(options: &ListenOptions) -> Result<()> {
+    if options.handshake_timeout == Some(std::time::Duration::ZERO) {
+        return Err(Error::InvalidOption(
+            "handshake_timeout must be more than zero (None for lws's own timeouts only)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where `options` listen, for messages.

@@ -47,9 +47,17 @@ impl ServerThread {
     pub fn start<T: Send + 'static>(
         setup: impl FnOnce(&Context) -> T + Send + 'static,
     ) -> (ServerThread, T) {
+        Self::start_with(ContextOptions::default(), setup)
+    }
+
+    /// As [`ServerThread::start`], with a context made with `options`.
+    pub fn start_with<T: Send + 'static>(
+        options: ContextOptions,
+        setup: impl FnOnce(&Context) -> T + Send + 'static,
+    ) -> (ServerThread, T) {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let cx = Context::new(ContextOptions::default()).expect("server context");
+            let cx = Context::new(options).expect("server context");
             let ready = setup(&cx);
             tx.send((ready, cx.handle())).expect("report ports");
             cx.run().expect("server loop");
