@@ -12,6 +12,7 @@ pub mod tls;
 
 use lws::{Callbacks, ConnectOptions, Context, ContextOptions, Handle, ListenOptions, Proxy};
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -22,15 +23,29 @@ use std::time::Duration;
 /// alive for the whole test (`let _wd = util::watchdog(..)`).
 pub struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
 
+/// Under valgrind (which runs code some 10-50 times slower) the limit is
+/// ten times longer.
 pub fn watchdog(name: &'static str, secs: u64) -> Watchdog {
+    let secs = if under_valgrind() { secs * 10 } else { secs };
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: {name} still running after {secs} s: failing");
+            // Straight to fd 2: the test harness would swallow eprintln!
+            // output of a process that exits.
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: {name} still running after {secs} s: failing"
+            );
             std::process::exit(1);
         }
     });
     Watchdog(tx)
+}
+
+/// True when the test runs under valgrind (its preload is in the
+/// environment valgrind gives the program).
+pub fn under_valgrind() -> bool {
+    std::env::var("LD_PRELOAD").is_ok_and(|v| v.contains("vgpreload"))
 }
 
 /// An lws context running on its own thread (so blocking raw or
