@@ -82,10 +82,12 @@ pub(crate) fn slot_key(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
 
 /// Marks `wsi` as the connection in slot `key` (lws keeps key + 1 as its
 /// opaque user data; 0 means none), so [`slot_key`] finds it.
-pub(crate) fn tag_wsi(wsi: *mut sys::lws, key: usize) {
+/// Also notes its connection id for lws's log lines about it.
+pub(crate) fn tag_wsi(wsi: *mut sys::lws, key: usize, id: u64) {
     // SAFETY: callers pass a live wsi (in its callback, or just returned by
     // lws); lws only stores the value.
     unsafe { sys::lws_set_opaque_user_data(wsi, (key + 1) as *mut c_void) };
+    crate::logging::bind(wsi, id);
 }
 
 /// The slot of a wsi `adopt()` is creating right now (lws runs its first
@@ -97,8 +99,13 @@ fn adopted_now(shared: &Shared, wsi: *mut sys::lws) -> Option<usize> {
         return None;
     }
     shared.adopting.set(None);
-    tag_wsi(wsi, key);
-    shared.conns.borrow_mut().get_mut(key)?.wsi = wsi;
+    let id = {
+        let mut conns = shared.conns.borrow_mut();
+        let slot = conns.get_mut(key)?;
+        slot.wsi = wsi;
+        slot.id
+    };
+    tag_wsi(wsi, key, id);
     Some(key)
 }
 
@@ -305,6 +312,7 @@ unsafe fn dispatch(
         }
         sys::LWS_CALLBACK_WSI_DESTROY => {
             crate::limits::settled(&shared, wsi); // a handshake that never ended
+            crate::logging::unbind(wsi);
             if let Some(key) = slot_key(&shared, wsi) {
                 shared.remove(key);
             }

@@ -277,6 +277,7 @@ impl Context {
                     s.wsi = result;
                 }
             });
+            crate::logging::bind(result, conn.id);
             if let Some(timeout) = options.connect_timeout {
                 let id = conn.id;
                 self.set_timeout(timeout, move |cx| connect_timed_out(cx.shared(), id));

@@ -115,7 +115,7 @@ pub(crate) fn confirm_upgrade(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int 
             slot.deflate = config.options.deflate;
             drop(config);
             let conn = shared.insert(slot);
-            crate::callback::tag_wsi(wsi, conn.key);
+            crate::callback::tag_wsi(wsi, conn.key, conn.id);
             conn
         }
     };

@@ -75,6 +75,7 @@ pub use limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE, MAX_HEADER_SIZE_RANGE,
 };
+pub use logging::set_lws_log_level;
 pub use message::{CloseCode, Fragment, Message};
 pub use options::{
     AdoptOptions, ClientTls, ConnectOptions, Deflate, Keepalive, ListenOptions, Proxy, ReceiveMode,

@@ -621,7 +621,7 @@ impl Context {
         if !wsi.is_null() && conn.with_slot(|s| s.wsi.is_null()) == Some(true) {
             // lws only buffered the data (an incomplete head): tag the wsi
             // now, before its next callback.
-            crate::callback::tag_wsi(wsi, conn.key);
+            crate::callback::tag_wsi(wsi, conn.key, conn.id);
             conn.with_slot(|s| s.wsi = wsi);
         }
         Ok(conn)
