@@ -152,6 +152,19 @@ impl Reactor {
         let _ = self.registry.deregister(&mut SourceFd(&fd));
     }
 
+    /// Forgets the fds still registered for `wsi`, which lws is freeing
+    /// after closing its socket itself (a client connect that failed): the
+    /// kernel dropped them from epoll when they closed, and their numbers
+    /// may already be someone else's, so nothing is asked of epoll.
+    fn forget_closed(&mut self, wsi: *mut sys::lws) {
+        for slot in self.fds.iter_mut().filter(|s| s.registered && s.wsi == wsi) {
+            *slot = FdSlot {
+                generation: slot.generation.wrapping_add(1),
+                ..FdSlot::default()
+            };
+        }
+    }
+
     fn set_interest(&mut self, fd: RawFd, flags: c_uint) {
         let bits = (if flags & sys::LWS_EV_READ != 0 {
             READ
@@ -387,6 +400,11 @@ unsafe extern "C" fn op_destroy_wsi(wsi: *mut sys::lws) {
         let mut reactor = shared.reactor.borrow_mut();
         if fd >= 0 && reactor.slot(fd).wsi == wsi {
             reactor.deregister(fd);
+        } else if fd < 0 {
+            // lws closed the socket without telling us (a failed client
+            // connect): its slot would still point at this wsi, and
+            // after_service would read it once freed.
+            reactor.forget_closed(wsi);
         }
     })
 }
