@@ -271,17 +271,15 @@ unsafe fn dispatch(
             on_writeable(&shared, wsi)
         }
         sys::LWS_CALLBACK_WS_PEER_INITIATED_CLOSE => {
-            let data = bytes();
-            let (code, reason) = if data.len() >= 2 {
-                (
-                    CloseCode(u16::from_be_bytes([data[0], data[1]])),
-                    String::from_utf8_lossy(&data[2..]).into_owned(),
-                )
+            let data = if input.is_null() || len == 0 {
+                &mut [][..]
             } else {
-                (CloseCode::NO_STATUS, String::new())
+                // SAFETY: lws passes the close payload it will echo, len
+                // bytes in its own receive buffer, ours to change for this
+                // callback (lws itself rewrites the code there).
+                unsafe { std::slice::from_raw_parts_mut(input as *mut u8, len) }
             };
-            with_slot_of(&shared, wsi, |slot| slot.peer_close = Some((code, reason)));
-            0
+            on_peer_close(&shared, wsi, data)
         }
         sys::LWS_CALLBACK_CLOSED | sys::LWS_CALLBACK_CLIENT_CLOSED => {
             on_closed(&shared, wsi);
@@ -822,6 +820,82 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     0
 }
 
+/// Whether a close code may come from a peer (RFC 6455 7.4: the codes
+/// defined for use, incl. 1012-1014 from IANA's registry, and 3000-4999;
+/// 1004-1006 and 1015 must never be on the wire).
+fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The peer's close frame. `data` is the payload lws will echo: lws
+/// already put 1002 there for most invalid codes, not for every one (a
+/// client's lws lets 1015 through, neither side checks codes from 5000 up),
+/// so we finish the job the same way. A 1-byte payload cannot carry a code:
+/// we fail the connection with 1002.
+fn on_peer_close(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &mut [u8]) -> c_int {
+    // SAFETY: wsi is live (we are in its callback).
+    let lws_failed = unsafe { sys::lws_get_close_length(wsi) } > 0;
+    let failed = with_slot_of(shared, wsi, |s| {
+        // We (bad message, close still to send) or lws (bad frame)
+        // already failed the connection: that close is the one to send and
+        // report, whatever the peer says now.
+        (s.rx_discard || (lws_failed && s.close_request.is_none())).then(|| {
+            let ours = s.close_request.clone().filter(|_| !s.close_sent);
+            s.close_sent = true;
+            ours
+        })
+    })
+    .flatten();
+    if let Some(ours) = failed {
+        if let Some((code, reason)) = ours {
+            close_now(wsi, code, &reason);
+        }
+        return -1; // lws sends the close it has and hangs up
+    }
+    if data.len() == 1 {
+        let reason = "bad close payload";
+        with_slot_of(shared, wsi, |s| {
+            s.close_request = Some((CloseCode::PROTOCOL, reason.into()));
+            s.close_sent = true;
+        });
+        close_now(wsi, CloseCode::PROTOCOL, reason);
+        return -1; // lws sends our 1002 and hangs up
+    }
+    let (code, reason) = if data.len() >= 2 {
+        let mut code = u16::from_be_bytes([data[0], data[1]]);
+        if !is_valid_close_code(code) {
+            code = CloseCode::PROTOCOL.0;
+            data[..2].copy_from_slice(&code.to_be_bytes());
+        }
+        (
+            CloseCode(code),
+            String::from_utf8_lossy(&data[2..]).into_owned(),
+        )
+    } else {
+        (CloseCode::NO_STATUS, String::new())
+    };
+    with_slot_of(shared, wsi, |slot| slot.peer_close = Some((code, reason)));
+    0
+}
+
+/// The close lws sent or will send on `wsi` (its own code when it failed
+/// the connection itself), if it has one.
+fn close_sent_by_lws(wsi: *mut sys::lws) -> Option<(CloseCode, String)> {
+    // SAFETY: wsi is a live ws connection (ESTABLISHED ran for it).
+    let len = unsafe { sys::lws_get_close_length(wsi) };
+    if len < 2 {
+        return None;
+    }
+    // SAFETY: lws keeps `len` bytes of close payload there (our patch has
+    // a client's write mask a copy, so these are the bytes as sent).
+    let payload =
+        unsafe { std::slice::from_raw_parts(sys::lws_get_close_payload(wsi), len as usize) };
+    Some((
+        CloseCode(u16::from_be_bytes([payload[0], payload[1]])),
+        String::from_utf8_lossy(&payload[2..]).into_owned(),
+    ))
+}
+
 fn on_closed(shared: &Rc<Shared>, wsi: *mut sys::lws) {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return;
@@ -835,7 +909,9 @@ fn on_closed(shared: &Rc<Shared>, wsi: *mut sys::lws) {
         slot.queued_bytes = 0;
         Some(match (&slot.peer_close, &slot.close_request) {
             (Some((code, reason)), _) | (None, Some((code, reason))) => (*code, reason.clone()),
-            (None, None) => (CloseCode::ABNORMAL, String::new()),
+            (None, None) => {
+                close_sent_by_lws(wsi).unwrap_or_else(|| (CloseCode::ABNORMAL, String::new()))
+            }
         })
     });
     let Some(Some((code, reason))) = closed else {

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod echo_log;
+pub mod hostile;
 pub mod http;
 pub mod proxy;
 pub mod raw_ws;

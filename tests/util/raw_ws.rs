@@ -39,20 +39,20 @@ pub fn read_head(stream: &mut TcpStream) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// Server side: reads a client's upgrade request on `stream` and accepts
-/// it with a 101 (no subprotocol, no extension).
-pub fn accept(stream: &mut TcpStream) -> io::Result<()> {
-    let head = read_head(stream)?;
-    let key = head
-        .split("\r\n")
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| v.trim().to_string())
-        })
-        .ok_or_else(|| io::Error::other(format!("no key in {head:?}")))?;
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+/// The Sec-WebSocket-Key of an upgrade request's head, if it has one.
+pub fn read_key(head: &str) -> Option<String> {
+    head.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// Writes a 101 response carrying `accept` as its Sec-WebSocket-Accept
+/// (the right one is `derive_accept_key` of the client's key; a hostile
+/// server may send any other).
+pub fn switching(stream: &mut impl Write, accept: &str) -> io::Result<()> {
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -60,6 +60,18 @@ pub fn accept(stream: &mut TcpStream) -> io::Result<()> {
     stream.write_all(response.as_bytes())
 }
 
+/// Server side: reads a client's upgrade request on `stream` and accepts
+/// it with a 101 (no subprotocol, no extension).
+pub fn accept(stream: &mut TcpStream) -> io::Result<()> {
+    let head = read_head(stream)?;
+    let key = read_key(&head).ok_or_else(|| io::Error::other(format!("no key in {head:?}")))?;
+    switching(
+        stream,
+        &tungstenite::handshake::derive_accept_key(key.as_bytes()),
+    )
+}
+
+pub const CONTINUATION: u8 = 0x0;
 pub const TEXT: u8 = 0x1;
 pub const BINARY: u8 = 0x2;
 pub const CLOSE: u8 = 0x8;
@@ -127,24 +139,65 @@ pub fn read_frame(stream: &mut impl Read) -> io::Result<Frame> {
     })
 }
 
+/// The masking key of the frames [`masked`] and [`frame`] callers use.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
 /// A final client frame (masked, as clients must).
 pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
+    frame(true, 0, opcode, Some(MASK), payload)
+}
+
+/// Any frame, well formed or not: FIN, RSV bits (`rsv` is 0-7, RSV1 the
+/// highest), any 4-bit opcode, masked with `mask` or not, and the payload
+/// with its true length (7-bit, 16-bit or 64-bit form, as RFC 6455 says).
+pub fn frame(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let mut out = frame_header(fin, rsv, opcode, mask, payload.len() as u64);
+    match mask {
+        Some(m) => out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4])),
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// Only the header of a frame that claims `len` payload bytes (any u64,
+/// in the shortest form that holds it; the 64-bit form is written as is,
+/// top bit included): for lengths the bytes that follow do not match.
+pub fn frame_header(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, len: u64) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0x0f)];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match len {
+        n if n < 126 => out.push(mask_bit | n as u8),
         n if n <= 0xffff => {
-            out.push(0x80 | 126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&n.to_be_bytes());
         }
     }
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    if let Some(m) = mask {
+        out.extend_from_slice(&m);
+    }
     out
+}
+
+/// A close payload: the code's two bytes, then `reason` as given (so it
+/// may be bad UTF-8).
+pub fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason);
+    p
+}
+
+/// Splits `bytes` into the frames they hold; Err if they end inside one.
+pub fn parse_frames(bytes: &[u8]) -> io::Result<Vec<Frame>> {
+    let mut cursor = io::Cursor::new(bytes);
+    let mut frames = Vec::new();
+    while (cursor.position() as usize) < bytes.len() {
+        frames.push(read_frame(&mut cursor)?);
+    }
+    Ok(frames)
 }
 
 /// Reads until EOF (or a reset, which also ends the connection); Err if
