@@ -115,12 +115,7 @@ fn read_all(stream: &mut TcpStream) -> io::Result<Saw> {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
+            Err(e) if raw_ws::is_reset(&e) => {
                 return Ok(Saw {
                     bytes,
                     closed: true,

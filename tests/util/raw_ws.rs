@@ -200,6 +200,14 @@ pub fn parse_frames(bytes: &[u8]) -> io::Result<Vec<Frame>> {
     Ok(frames)
 }
 
+/// True for the errors a read gets from a peer that reset the connection.
+pub fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
+}
+
 /// Reads until EOF (or a reset, which also ends the connection); Err if
 /// the read timed out instead, with what came so far.
 pub fn read_to_close(stream: &mut TcpStream) -> Result<Vec<u8>, (io::Error, Vec<u8>)> {
@@ -210,14 +218,7 @@ pub fn read_to_close(stream: &mut TcpStream) -> Result<Vec<u8>, (io::Error, Vec<
             Ok(0) => return Ok(got),
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                return Ok(got)
-            }
+            Err(e) if is_reset(&e) => return Ok(got),
             Err(e) => return Err((e, got)),
         }
     }
