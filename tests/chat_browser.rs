@@ -148,6 +148,7 @@ fn start_chromium(binary: &Path) -> (Reaper, String) {
     let dir = std::env::temp_dir().join(format!("lws-chat-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("profile dir");
+    let log = dir.join("stderr.log");
     let child = Command::new(binary)
         .args([
             "--headless",
@@ -175,7 +176,9 @@ fn start_chromium(binary: &Path) -> (Reaper, String) {
         .arg("about:blank")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null()) // dbus and GPU complaints of a headless box
+        // Mostly dbus and GPU complaints of a headless box; shown only if
+        // it dies before it is up.
+        .stderr(std::fs::File::create(&log).expect("chromium log file"))
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
@@ -188,7 +191,12 @@ fn start_chromium(binary: &Path) -> (Reaper, String) {
     let file = dir.join("DevToolsActivePort");
     let url = poll("chromium's DevToolsActivePort file", || {
         if let Ok(Some(status)) = reaper.child.try_wait() {
-            return Err(format!("chromium exited with {status}"));
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "chromium exited with {status}; its stderr ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
         let mut lines = text.lines();
@@ -365,7 +373,11 @@ fn two_browser_tabs_chat_through_the_example() {
     }
 
     let in_b = poll("the message to appear in tab B", || {
-        Ok(cdp.lines(&b)?.into_iter().find(|l| relayed(l, text)))
+        let lines = cdp.lines(&b)?;
+        match lines.iter().find(|l| relayed(l, text)) {
+            Some(l) => Ok(Some(l.clone())),
+            None => Err(format!("tab B shows {lines:?}")),
+        }
     });
     poll("tab A to show its own message", || {
         Ok(cdp.lines(&a)?.iter().any(|l| l == &in_b).then_some(()))
