@@ -6,12 +6,41 @@ mod util;
 
 use lws::{AdoptOptions, Callbacks, Context, ContextOptions, ListenOptions};
 use std::cell::Cell;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 use util::raw_ws::{self, TEXT};
 use util::Server;
+
+/// The upgrade request (with `extra` headers) and three text frames, as
+/// one buffer.
+fn request_and_frames(extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut bytes = util::http::upgrade_request("/", &[], extra).into_bytes();
+    for i in 0..3 {
+        bytes.extend(raw_ws::masked(TEXT, format!("early {i}").as_bytes()));
+    }
+    bytes
+}
+
+/// Reads the 101 response and then the echoes of the three frames.
+fn assert_101_and_echoes(stream: &mut impl Read) {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the upgrade response");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head:?}");
+    for i in 0..3 {
+        let frame = raw_ws::read_frame(stream).expect("an echo");
+        assert_eq!(
+            (frame.opcode, frame.payload),
+            (TEXT, format!("early {i}").into_bytes())
+        );
+    }
+}
 
 /// Sends the upgrade request (with `extra` headers) and three text frames
 /// in one write; asserts the 101 and the three echoes, in order.
@@ -23,20 +52,8 @@ fn early_frames_are_echoed(options: ListenOptions, extra: &[(&str, &str)]) {
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let mut bytes = util::http::upgrade_request("/", &[], extra).into_bytes();
-    for i in 0..3 {
-        bytes.extend(raw_ws::masked(TEXT, format!("early {i}").as_bytes()));
-    }
-    stream.write_all(&bytes).unwrap();
-    let head = raw_ws::read_head(&mut stream).expect("upgrade response");
-    assert!(head.starts_with("HTTP/1.1 101"), "{head:?}");
-    for i in 0..3 {
-        let frame = raw_ws::read_frame(&mut stream).expect("an echo");
-        assert_eq!(
-            (frame.opcode, frame.payload),
-            (TEXT, format!("early {i}").into_bytes())
-        );
-    }
+    stream.write_all(&request_and_frames(extra)).unwrap();
+    assert_101_and_echoes(&mut stream);
 }
 
 #[test]
@@ -57,22 +74,13 @@ fn early_frames_on_a_deflate_listener_are_echoed() {
     );
 }
 
-/// The request and three frames, as one buffer.
-fn request_and_frames() -> Vec<u8> {
-    let mut bytes = util::http::upgrade_request("/", &[], &[]).into_bytes();
-    for i in 0..3 {
-        bytes.extend(raw_ws::masked(TEXT, format!("early {i}").as_bytes()));
-    }
-    bytes
-}
-
 /// Adopts one end of a socket pair whose other end already wrote the
 /// request and three frames; `preread` of those bytes are handed to
 /// adopt() as read already. Asserts the 101 and the three echoes.
 fn adopted_early_frames(preread: usize) {
     let cx = Context::new(ContextOptions::default()).unwrap();
     let (mut ours, theirs) = UnixStream::pair().unwrap();
-    let bytes = request_and_frames();
+    let bytes = request_and_frames(&[]);
     ours.write_all(&bytes[preread..]).unwrap();
     let echoed = Rc::new(Cell::new(0));
     let e = echoed.clone();
@@ -97,24 +105,7 @@ fn adopted_early_frames(preread: usize) {
     cx.set_timeout(Duration::from_secs(10), move |_| stop.stop().unwrap());
     cx.run().unwrap();
     ours.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        std::io::Read::read_exact(&mut ours, &mut byte).expect("the upgrade response");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
-    for i in 0..3 {
-        let frame = raw_ws::read_frame(&mut ours).expect("an echo");
-        assert_eq!(
-            (frame.opcode, frame.payload),
-            (TEXT, format!("early {i}").into_bytes())
-        );
-    }
+    assert_101_and_echoes(&mut ours);
 }
 
 #[test]
@@ -126,5 +117,5 @@ fn adopted_with_early_frames_unread() {
 #[test]
 fn adopted_with_early_frames_preread() {
     let _wd = util::watchdog("adopted_early_preread", 30);
-    adopted_early_frames(request_and_frames().len());
+    adopted_early_frames(request_and_frames(&[]).len());
 }
