@@ -16,11 +16,7 @@ mkdir -p "$log_dir"
 # Targets not run under valgrind, with why.
 #   soak: 200 client threads for 60 s; valgrind serialises threads, so it
 #   would take most of an hour. Its leak check is its own RSS bound.
-#   keepalive: asserts hang-up times within bounds valgrind's slowdown breaks.
-#   tls: an open lws use-after-free (rops_handle_POLLIN_h1 reads a client
-#   wsi that lws_http_client_socket_service freed, in
-#   a_client_refused_after_its_tls_handshake_gets_on_error); issue 8.
-SKIP=" lws-rs:soak lws-rs:keepalive lws-rs:tls "
+SKIP=" lws-rs:soak "
 
 # Build everything once; list each test executable with its package dir.
 list=$log_dir/targets

@@ -15,13 +15,27 @@ use tungstenite::Message as TMessage;
 use util::raw_ws::{self, PING};
 use util::Server;
 
-const PING_AFTER: Duration = Duration::from_secs(1);
-const HANGUP_AFTER: Duration = Duration::from_secs(2);
-/// A generous bound for what should take a little over HANGUP_AFTER.
-const BOUND: Duration = Duration::from_secs(6);
+/// Every period here is a multiple of this unit: 1 s, or 4 s under
+/// valgrind, whose slowdown would otherwise let a busy loop miss a beat.
+fn unit() -> Duration {
+    Duration::from_secs(if util::under_valgrind() { 4 } else { 1 })
+}
+
+fn ping_after() -> Duration {
+    unit()
+}
+
+fn hangup_after() -> Duration {
+    2 * unit()
+}
+
+/// A generous bound for what should take a little over hangup_after().
+fn bound() -> Duration {
+    6 * unit()
+}
 
 fn keepalive() -> Option<Keepalive> {
-    Some(Keepalive::new(PING_AFTER, HANGUP_AFTER))
+    Some(Keepalive::new(ping_after(), hangup_after()))
 }
 
 /// An echo server with `keepalive` that reports each on_close (code, when)
@@ -56,7 +70,7 @@ fn a_silent_client_is_pinged_then_hung_up() {
     let (_server, closes, _) = server(keepalive());
     let (mut stream, sent) = raw_ws::upgrade(_server.port, &[]);
     // The client never sends anything after its request.
-    stream.set_read_timeout(Some(BOUND)).unwrap();
+    stream.set_read_timeout(Some(bound())).unwrap();
     let ping = raw_ws::read_frame(&mut stream).expect("a ping before the hang-up");
     let ping_at = sent.elapsed();
     assert_eq!(
@@ -64,7 +78,7 @@ fn a_silent_client_is_pinged_then_hung_up() {
         (PING, true, false),
         "{ping:?}"
     );
-    assert!(ping_at >= PING_AFTER, "pinged after only {ping_at:?}");
+    assert!(ping_at >= ping_after(), "pinged after only {ping_at:?}");
     // Then nothing more (no second ping, no close frame): the socket is cut.
     let rest = raw_ws::read_to_close(&mut stream).unwrap_or_else(|(e, got)| {
         panic!("still open after {:?}: {e}, got {got:?}", sent.elapsed())
@@ -72,16 +86,16 @@ fn a_silent_client_is_pinged_then_hung_up() {
     let closed_at = sent.elapsed();
     assert!(rest.is_empty(), "after the ping came {rest:?}");
     assert!(
-        closed_at >= HANGUP_AFTER,
+        closed_at >= hangup_after(),
         "hung up after only {closed_at:?}"
     );
     assert!(
-        closed_at <= BOUND + PING_AFTER,
+        closed_at <= bound() + ping_after(),
         "hung up after {closed_at:?}"
     );
-    let (code, when) = closes.recv_timeout(BOUND).expect("the server's on_close");
+    let (code, when) = closes.recv_timeout(bound()).expect("the server's on_close");
     assert_eq!(code, CloseCode::ABNORMAL);
-    assert!(when.duration_since(sent) >= HANGUP_AFTER);
+    assert!(when.duration_since(sent) >= hangup_after());
 }
 
 #[test]
@@ -89,15 +103,15 @@ fn a_client_that_answers_pings_stays_connected() {
     let _wd = util::watchdog("pong_keeps_alive", 30);
     let (server, closes, _) = server(keepalive());
     let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    stream.set_read_timeout(Some(bound())).unwrap();
     let (mut ws, _) = tungstenite::client(server.url(), stream).expect("handshake");
+    // Short reads from here on, so the loop below keeps an eye on the clock.
+    ws.get_ref().set_read_timeout(Some(unit() / 10)).unwrap();
     // Only reading (tungstenite answers each ping on its next read), never
     // sending, for twice the hang-up time.
     let start = Instant::now();
     let mut pings = 0;
-    while start.elapsed() < 2 * HANGUP_AFTER {
+    while start.elapsed() < 2 * hangup_after() {
         match ws.read() {
             Ok(TMessage::Ping(_)) => pings += 1,
             Ok(other) => panic!("unexpected {other:?}"),
@@ -115,7 +129,7 @@ fn a_client_that_answers_pings_stays_connected() {
             Err(tungstenite::Error::Io(e))
                 if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
             {
-                assert!(start.elapsed() < 3 * BOUND, "no echo");
+                assert!(start.elapsed() < 3 * bound(), "no echo");
             }
             Err(e) => panic!("connection lost: {e}"),
         }
@@ -140,12 +154,12 @@ fn messages_count_as_signs_of_life() {
                 format!("beat {i}").as_bytes(),
             ))
             .unwrap();
-        thread::sleep(Duration::from_millis(500));
+        thread::sleep(unit() / 2);
     }
-    assert!(sent.elapsed() > HANGUP_AFTER + PING_AFTER);
+    assert!(sent.elapsed() > hangup_after() + ping_after());
     for i in 0..8 {
         messages
-            .recv_timeout(BOUND)
+            .recv_timeout(bound())
             .unwrap_or_else(|_| panic!("message {i} did not arrive"));
     }
     assert!(
@@ -170,7 +184,7 @@ fn a_client_whose_server_goes_silent_hangs_up() {
     // it reports the frames it gets and whether the client then hung up.
     let peer = thread::spawn(move || -> Result<(Vec<raw_ws::Frame>, bool), String> {
         let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(BOUND)).unwrap();
+        stream.set_read_timeout(Some(bound())).unwrap();
         raw_ws::accept(&mut stream).map_err(|e| format!("handshake: {e}"))?;
         let mut frames = Vec::new();
         loop {
@@ -207,15 +221,15 @@ fn a_client_whose_server_goes_silent_hangs_up() {
     )
     .unwrap();
     let stop = cx.handle();
-    cx.set_timeout(3 * BOUND, move |_| stop.stop().unwrap());
+    cx.set_timeout(3 * bound(), move |_| stop.stop().unwrap());
     cx.run().unwrap();
     assert_eq!(*outcome.borrow(), vec!["connected", "closed 1006"]);
     let closed_at = closed_at.get().unwrap();
     assert!(
-        closed_at >= HANGUP_AFTER,
+        closed_at >= hangup_after(),
         "hung up after only {closed_at:?}"
     );
-    assert!(closed_at <= BOUND, "hung up after {closed_at:?}");
+    assert!(closed_at <= bound(), "hung up after {closed_at:?}");
     drop(cx);
     let (frames, eof) = peer.join().unwrap().unwrap();
     assert!(eof, "the client did not close the socket");
@@ -233,7 +247,7 @@ fn no_keepalive_means_no_ping() {
     let (server, closes, _) = server(None);
     let (mut stream, _) = raw_ws::upgrade(server.port, &[]);
     stream
-        .set_read_timeout(Some(HANGUP_AFTER + Duration::from_millis(500)))
+        .set_read_timeout(Some(hangup_after() + unit() / 2))
         .unwrap();
     match raw_ws::read_frame(&mut stream) {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

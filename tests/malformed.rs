@@ -679,3 +679,34 @@ fn client_echoes_a_valid_close() {
     let payload = raw_ws::close_payload(4001, b"bye");
     assert_client_closes_with(raw_ws::frame(true, 0, CLOSE, None, &payload), 4001);
 }
+
+// A good message and a bad frame in one write: lws fails the connection
+// while the echo of the first is still queued. Whatever the server sends,
+// its close frame is the last frame (RFC 6455 5.5.1: no data after a
+// close), with 1002.
+#[test]
+fn nothing_follows_the_close_a_bad_frame_caused() {
+    let _wd = util::watchdog("nothing_after_close", 60);
+    let mut fx = Fixture::new();
+    for size in [5, 126, 900] {
+        let mut stream = fx.upgraded();
+        let mut bytes = masked_frame(true, 0, TEXT, &vec![b'a'; size]);
+        bytes.extend(masked_frame(true, 0, 0x3, b"reserved"));
+        stream.write_all(&bytes).expect("send");
+        let got = match raw_ws::read_to_close(&mut stream) {
+            Ok(got) => got,
+            Err((e, got)) if raw_ws::is_reset(&e) => got,
+            Err((e, got)) => panic!("not closed: {e} after {} bytes", got.len()),
+        };
+        let frames = raw_ws::parse_frames(&got).expect("whole frames");
+        let close = frames.iter().position(|f| f.opcode == CLOSE);
+        assert_eq!(
+            close.map(|i| frames[i].close_code().map(|(c, _)| c)),
+            Some(Some(1002)),
+            "{frames:?}"
+        );
+        assert_eq!(close, Some(frames.len() - 1), "after the close: {frames:?}");
+        assert_eq!(fx.server_close().0, 1002);
+        fx.assert_serving();
+    }
+}

@@ -767,6 +767,14 @@ fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return 0;
     };
+    // SAFETY: wsi is live (we are in its callback).
+    if unsafe { sys::lws_get_close_length(wsi) } > 0 {
+        // A close is on its way (lws failed the connection itself, or ours
+        // already went): lws still offers WRITEABLE while it waits for the
+        // answer, but no data frame may follow a close (RFC 6455 5.5.1).
+        conn.with_slot(|s| s.queue.clear());
+        return 0;
+    }
     // lws calls WRITEABLE only once it has drained a compressed message,
     // so the frame zlib was reading can go now.
     let Some(deflating) = conn.with_slot(|s| {
