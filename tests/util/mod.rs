@@ -242,3 +242,21 @@ pub fn payload(seed: usize, size: usize) -> Vec<u8> {
         .map(|j| (seed.wrapping_mul(131).wrapping_add(j * 7) % 251) as u8)
         .collect()
 }
+
+/// True under CI (`CI=true`, as .ci/run is run).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test's outside tool (a venv, a browser) is missing: under CI that is
+/// a failure (CI installs it: scripts/setup-interop.sh), elsewhere the test
+/// skips, saying so loudly. Returns so the caller can `return`.
+pub fn missing_tool(test: &str, what: &str) {
+    if in_ci() {
+        panic!("{test}: {what} (CI=true: scripts/setup-interop.sh must install it)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {what}; run scripts/setup-interop.sh ***\n"
+    );
+}
