@@ -422,8 +422,8 @@ impl Connection {
             .map_err(|r| r.or_message(|| Message::Text(text.to_owned())))
     }
 
-    /// Queues a binary message (copied into the queue; `send` with a
-    /// [`Message::Binary`] takes a `Vec<u8>` you already have).
+    /// Queues a binary message. Like every send, the payload is copied
+    /// once, into a buffer with lws's `LWS_PRE` headroom in front.
     ///
     /// # Errors
     /// As [`Connection::send`].
@@ -434,7 +434,7 @@ impl Connection {
     /// let server = lws::Callbacks::new().on_connect(|conn, _| {
     ///     let header = [0x01, 0x00, 0x02];
     ///     let _ = conn.send_binary(&header);
-    ///     let _ = conn.send(vec![0u8; 1024]); // a Vec<u8> is moved, not copied
+    ///     let _ = conn.send(vec![0u8; 1024]); // the same, from a Vec<u8>
     /// });
     /// # let _ = server;
     /// ```

@@ -183,7 +183,22 @@ impl Shared {
     }
 }
 
-/// Options for a [`Context`].
+/// Options for a [`Context`] (the parts of lws's
+/// `lws_context_creation_info` that are ours to choose).
+///
+/// # Examples
+///
+/// ```
+/// let options = lws::ContextOptions {
+///     ssl_init: false, // another library owns OpenSSL's global state
+///     ..Default::default()
+/// };
+/// let cx = lws::Context::new(options)?;
+/// // Without lws's TLS initialisation there is no wss://.
+/// let tls = lws::ConnectOptions::new("wss://127.0.0.1:1/");
+/// assert!(matches!(cx.connect(tls, lws::Callbacks::new()), Err(lws::Error::InvalidOption(_))));
+/// # Ok::<(), lws::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ContextOptions {
     /// mio tokens used are `token_base + fd` (and nothing below

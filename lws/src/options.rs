@@ -166,6 +166,27 @@ pub enum Proxy {
 ///
 /// Every option here is honoured, including those lws cannot set itself
 /// (the backlog is applied to lws's socket after it listens).
+///
+/// # Examples
+///
+/// [`ListenOptions::new`] gives the defaults; set the fields you need, or
+/// use struct update syntax:
+///
+/// ```
+/// use lws::{Deflate, Keepalive, ListenOptions};
+/// use std::time::Duration;
+///
+/// let options = ListenOptions {
+///     host: "::1".into(),
+///     max_message_size: 1 << 20,
+///     max_connections: 10_000,
+///     deflate: Some(Deflate::default()),
+///     keepalive: Some(Keepalive::new(Duration::from_secs(20), Duration::from_secs(40))),
+///     ..ListenOptions::new(9001).protocol("chat").protocol("chat.v2")
+/// };
+/// assert_eq!(options.protocols, ["chat", "chat.v2"]);
+/// assert_eq!(options.handshake_timeout, Some(lws::DEFAULT_HANDSHAKE_TIMEOUT));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
     /// TCP port; 0 lets the OS pick one (see [`Listener::port`](crate::Listener::port)).
@@ -294,6 +315,23 @@ impl ListenOptions {
 }
 
 /// Options for [`Context::connect`](crate::Context::connect).
+///
+/// # Examples
+///
+/// ```
+/// use lws::{ClientTls, ConnectOptions, Proxy};
+/// use std::time::Duration;
+///
+/// let mut options = ConnectOptions::new("wss://chat.example/ws").protocol("chat");
+/// options.headers.push(("Authorization".into(), "Bearer secret".into()));
+/// options.connect_timeout = Some(Duration::from_secs(5));
+/// options.proxy = Proxy::None; // whatever https_proxy says
+/// options.tls = ClientTls {
+///     ca_file: Some("private-ca.pem".into()), // added to the system's CAs
+///     ..ClientTls::default()
+/// };
+/// assert!(options.tls.verify);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
     /// `ws://host[:port]/path?query` or `wss://...` (ports 80 and 443 by

@@ -44,13 +44,14 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// # fn f(cx: &lws::Context) {
     /// let report = cx.broadcast(&lws::Message::Text("hello, all".into()));
     /// for slow in report.full {
     ///     slow.close(lws::CloseCode::POLICY, "too slow");
     /// }
     /// # }
+    /// # f(&lws::Context::new(lws::ContextOptions::default()).unwrap());
     /// ```
     pub fn broadcast(&self, message: &Message) -> Broadcast {
         let mut report = Broadcast::default();
