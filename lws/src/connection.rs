@@ -456,11 +456,34 @@ impl Connection {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # fn f(conn: &lws::Connection) -> lws::Result<()> {
-    /// conn.send_fragment(b"Hello, ", false, false)?;
-    /// conn.send_fragment(b"world", false, true)?; // the peer gets "Hello, world"
-    /// # Ok(()) }
+    /// A client sends one text message in two pieces; the server's
+    /// `on_message` gets it whole.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let got = Rc::new(RefCell::new(None));
+    /// let seen = got.clone();
+    /// let server = Callbacks::new().on_message(move |conn, msg| {
+    ///     *seen.borrow_mut() = Some(msg);
+    ///     conn.close(CloseCode::NORMAL, "");
+    /// });
+    /// let port = cx.listen(ListenOptions::new(0), server)?.port();
+    ///
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_fragment(b"Hello, ", false, false);
+    ///         let _ = conn.ping(b"between the pieces"); // control frames may go between
+    ///         let _ = conn.send_fragment(b"world", false, true);
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*got.borrow(), Some(lws::Message::Text("Hello, world".into())));
+    /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn send_fragment(&self, data: &[u8], is_binary: bool, is_final: bool) -> Result<()> {
         self.queue(
@@ -645,7 +668,7 @@ impl Connection {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// struct User { name: String, messages: u32 }
     /// let handler = lws::Callbacks::new()
     ///     .on_connect(|conn, _headers| {

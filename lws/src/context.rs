@@ -353,7 +353,7 @@ impl Context {
     /// ```
     /// use lws::{Callbacks, ConnectOptions, Context, ContextOptions, ListenOptions};
     /// use mio::{Events, Poll};
-    /// use std::{cell::Cell, rc::Rc};
+    /// use std::{cell::Cell, rc::Rc, time::{Duration, Instant}};
     ///
     /// let mut poll = Poll::new()?;
     /// let cx = Context::embedded(poll.registry(), ContextOptions::default())?;
@@ -370,10 +370,8 @@ impl Context {
     /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
     ///
     /// let mut events = Events::with_capacity(256);
-    /// for _turn in 0..10_000 { // a bound on the loop
-    ///     if echoed.get() {
-    ///         break;
-    ///     }
+    /// let give_up = Instant::now() + Duration::from_secs(10); // a bound on the loop
+    /// while !echoed.get() && Instant::now() < give_up {
     ///     poll.poll(&mut events, cx.poll_timeout())?;
     ///     // Your own sources' events would be handled here too.
     ///     cx.handle_events(&events);

@@ -177,8 +177,9 @@ impl Handle {
     /// # Examples
     ///
     /// ```
-    /// use std::sync::mpsc;
+    /// use std::{sync::mpsc, time::Duration};
     /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
     /// let handle = cx.handle();
     /// let (tx, rx) = mpsc::channel();
     /// let worker = std::thread::spawn(move || {
