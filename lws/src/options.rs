@@ -24,6 +24,18 @@ pub enum ReceiveMode {
 ///
 /// Checked on the loop every quarter of the smallest `ping_after` in use
 /// (between 50 ms and 1 s), so each limit is met within that much.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut options = lws::ListenOptions::new(9001);
+/// // Ping after 10 s of silence; hang up if nothing comes 10 s later.
+/// options.keepalive = Some(lws::Keepalive::new(Duration::from_secs(10), Duration::from_secs(20)));
+/// let mut quiet = lws::ConnectOptions::new("ws://127.0.0.1:9001/");
+/// quiet.keepalive = None; // never ping, never hang up for silence
+/// # let _ = (options, quiet);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Keepalive {
     /// Silence after which lws sends a ping. Default 30 s.
@@ -58,6 +70,16 @@ impl Keepalive {
 /// A server accepts the extension when a client offers it, and answers
 /// with the parameters below; a client offers it with them. Compressed
 /// messages are inflated up to `max_message_size` like any other.
+///
+/// # Examples
+///
+/// UniEvent's `deflate => {compression_level => 3, compression_threshold => 1000}`:
+///
+/// ```
+/// let mut options = lws::ListenOptions::new(9001);
+/// options.deflate = Some(lws::Deflate { level: 3, threshold: 1000, ..Default::default() });
+/// # let _ = options;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Deflate {
     /// zlib compression level, 1 (fastest) to 9 (smallest). Default 6.
