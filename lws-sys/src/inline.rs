@@ -37,4 +37,19 @@ pub const fn lws_write_ws_flags(initial: c_int, is_start: bool, is_end: bool) ->
 /// Bytes of headroom lws needs in front of every payload passed to
 /// `lws_write` (`LWS_PRE`, a function-like macro bindgen cannot evaluate:
 /// `_LWS_PAD(4 + 10 + 2)`, which is 16 for every pad size lws uses).
+///
+/// # Examples
+///
+/// The buffer layout `lws_write` expects: lws writes the frame header into
+/// the headroom, in front of the payload, so the payload is not copied.
+///
+/// ```
+/// use lws_sys::LWS_PRE;
+/// let payload = b"hello";
+/// let mut buf = vec![0u8; LWS_PRE + payload.len()];
+/// buf[LWS_PRE..].copy_from_slice(payload);
+/// // In a WRITEABLE callback: lws_write(wsi, buf.as_mut_ptr().add(LWS_PRE),
+/// //                                    payload.len(), LWS_WRITE_TEXT)
+/// assert_eq!(&buf[LWS_PRE..], payload);
+/// ```
 pub const LWS_PRE: usize = 16;

@@ -13,6 +13,24 @@
 //! `static inline` helpers of lws's headers, which bindgen cannot see, are
 //! re-implemented at the bottom of this page (e.g. [`lws_write_ws_flags`]).
 //!
+//! # Where the library comes from
+//!
+//! The build script takes the first that applies and prints its choice
+//! (`cargo build -vv`):
+//!
+//! | mode | how | bindings |
+//! |---|---|---|
+//! | explicit dirs | `LWS_LIB_DIR` + `LWS_INCLUDE_DIR` (both or neither; `LWS_STATIC=1` links `libwebsockets.a`) | feature `bindgen` |
+//! | system | feature `system` or `LWS_SYS_SYSTEM=1`: pkg-config's `libwebsockets` | feature `bindgen` |
+//! | vendored (default) | 4.3.5 from `LWS_SOURCE_DIR`, or from `vendor/libwebsockets-4.3.5`, fetched and checked against pinned SHA-256 sums when missing | committed, for the default features (`tls`, `deflate`); otherwise feature `bindgen` |
+//!
+//! An external lws older than 4.3 is refused with a message saying so (the
+//! custom event-lib API lws-rs needs appeared in 4.3). Each variable may
+//! carry the target as a prefix for cross builds
+//! (`X86_64_UNKNOWN_LINUX_GNU_LWS_LIB_DIR`). Dependent build scripts get
+//! `DEP_WEBSOCKETS_INCLUDE`, `_ROOT`, `_VERSION`, `_VERSION_NUMBER`,
+//! `_CONF` and, for the vendored build, `_VENDORED`.
+//!
 //! # Examples
 //!
 //! ```

@@ -165,7 +165,42 @@ impl Context {
     /// proxy or TLS file, or wss:// on a context made with `ssl_init: false`;
     /// [`Error::Lws`] if lws cannot set up the client's TLS.
     ///
+    /// lws: `lws_client_connect_via_info`, on a client vhost per set of
+    /// TLS files, proxy and deflate offer.
+    ///
     /// # Examples
+    ///
+    /// A client that offers the `chat` subprotocol to a server of ours and
+    /// reads which one was chosen:
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let port = cx.listen(ListenOptions::new(0).protocol("chat"), Callbacks::new())?.port();
+    ///
+    /// let chosen = Rc::new(RefCell::new(None));
+    /// let seen = chosen.clone();
+    /// let mut options = ConnectOptions::new(format!("ws://127.0.0.1:{port}/room/1"));
+    /// options = options.protocol("chat");
+    /// options.headers.push(("Authorization".into(), "Bearer 42".into()));
+    /// options.connect_timeout = Some(Duration::from_secs(5));
+    /// let conn = cx.connect(options, Callbacks::new()
+    ///     .on_connect(move |conn, _response| {
+    ///         *seen.borrow_mut() = conn.protocol();
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop()))?;
+    /// assert!(conn.is_connecting()); // the outcome comes later, on the loop
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(chosen.borrow().as_deref(), Some("chat"));
+    /// # Ok::<(), lws::Error>(())
+    /// ```
+    ///
+    /// wss:// to a server elsewhere (the certificate is checked against the
+    /// system's CAs):
     ///
     /// ```no_run
     /// use lws::{Callbacks, ConnectOptions, Context, ContextOptions};

@@ -333,6 +333,52 @@ impl Connection {
     /// [`Error::QueueFull`] (with the message) when the send queue limit
     /// is reached, [`Error::FragmentInProgress`] while a message sent with
     /// [`Connection::send_fragment`] is unfinished.
+    ///
+    /// lws: the frame is kept with `LWS_PRE` bytes of headroom, and
+    /// written at the next `LWS_CALLBACK_SERVER_WRITEABLE` /
+    /// `LWS_CALLBACK_CLIENT_WRITEABLE` (lws's rule that `lws_write` is
+    /// called only from there is kept for you).
+    ///
+    /// # Examples
+    ///
+    /// A server that greets each client; the client closes after reading
+    /// the greeting. With a queue limit, a refused message comes back to
+    /// be sent again after `on_drain`.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, Error,
+    ///           ListenOptions, Message};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let mut options = ListenOptions::new(0);
+    /// options.max_send_queue = 1 << 20;
+    /// let server = Callbacks::new().on_connect(|conn, _request| {
+    ///     match conn.send(Message::Text("welcome".into())) {
+    ///         Ok(()) => {}
+    ///         Err(Error::QueueFull(message)) => {
+    ///             // Over max_send_queue: keep `message`, resend from on_drain.
+    ///             drop(message);
+    ///         }
+    ///         Err(e) => eprintln!("not sent: {e}"), // e.g. the client left
+    ///     }
+    /// });
+    /// let port = cx.listen(options, server)?.port();
+    ///
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let seen = got.clone();
+    /// let client = Callbacks::new()
+    ///     .on_message(move |conn, msg| {
+    ///         seen.borrow_mut().push(msg);
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*got.borrow(), [Message::Text("welcome".into())]);
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         let kind = if message.is_binary() {
@@ -356,19 +402,42 @@ impl Connection {
             .map_err(|r| r.or_message(|| message.clone()))
     }
 
-    /// Queues a text message.
+    /// Queues a text message (EV::Websockets' `send`).
     ///
     /// # Errors
     /// As [`Connection::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = lws::Callbacks::new().on_connect(|conn, _| {
+    ///     if let Err(e) = conn.send_text("hello") {
+    ///         eprintln!("connection {}: {e}", conn.id());
+    ///     }
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn send_text(&self, text: &str) -> Result<()> {
         self.queue(text.as_bytes(), sys::LWS_WRITE_TEXT, Class::Message)
             .map_err(|r| r.or_message(|| Message::Text(text.to_owned())))
     }
 
-    /// Queues a binary message.
+    /// Queues a binary message. Like every send, the payload is copied
+    /// once, into a buffer with lws's `LWS_PRE` headroom in front.
     ///
     /// # Errors
     /// As [`Connection::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = lws::Callbacks::new().on_connect(|conn, _| {
+    ///     let header = [0x01, 0x00, 0x02];
+    ///     let _ = conn.send_binary(&header);
+    ///     let _ = conn.send(vec![0u8; 1024]); // the same, from a Vec<u8>
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
         self.queue(data, sys::LWS_WRITE_BINARY, Class::Message)
             .map_err(|r| r.or_message(|| Message::Binary(data.to_vec())))
@@ -387,11 +456,34 @@ impl Connection {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # fn f(conn: &lws::Connection) -> lws::Result<()> {
-    /// conn.send_fragment(b"Hello, ", false, false)?;
-    /// conn.send_fragment(b"world", false, true)?; // the peer gets "Hello, world"
-    /// # Ok(()) }
+    /// A client sends one text message in two pieces; the server's
+    /// `on_message` gets it whole.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let got = Rc::new(RefCell::new(None));
+    /// let seen = got.clone();
+    /// let server = Callbacks::new().on_message(move |conn, msg| {
+    ///     *seen.borrow_mut() = Some(msg);
+    ///     conn.close(CloseCode::NORMAL, "");
+    /// });
+    /// let port = cx.listen(ListenOptions::new(0), server)?.port();
+    ///
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_fragment(b"Hello, ", false, false);
+    ///         let _ = conn.ping(b"between the pieces"); // control frames may go between
+    ///         let _ = conn.send_fragment(b"world", false, true);
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*got.borrow(), Some(lws::Message::Text("Hello, world".into())));
+    /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn send_fragment(&self, data: &[u8], is_binary: bool, is_final: bool) -> Result<()> {
         self.queue(
@@ -576,7 +668,7 @@ impl Connection {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// struct User { name: String, messages: u32 }
     /// let handler = lws::Callbacks::new()
     ///     .on_connect(|conn, _headers| {
@@ -620,6 +712,45 @@ impl Connection {
     ///
     /// Does nothing if the connection is connecting, already closing,
     /// closed or gone.
+    ///
+    /// lws: `lws_close_reason` and a -1 return from the WRITEABLE callback
+    /// once the queue has drained.
+    ///
+    /// # Examples
+    ///
+    /// The server answers one message, then closes with an application
+    /// code (4000 to 4999 are free for applications); the client's
+    /// `on_close` gets the answer first, then that code and reason.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let server = Callbacks::new().on_message(|conn, _msg| {
+    ///     let _ = conn.send_text("last words");
+    ///     conn.close(CloseCode(4000), "one message per connection");
+    /// });
+    /// let port = cx.listen(ListenOptions::new(0), server)?.port();
+    ///
+    /// let events = Rc::new(RefCell::new(Vec::new()));
+    /// let (on_msg, on_close) = (events.clone(), events.clone());
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_text("hi");
+    ///     })
+    ///     .on_message(move |_conn, msg| on_msg.borrow_mut().push(format!("{msg:?}")))
+    ///     .on_close(move |conn, code, reason| {
+    ///         on_close.borrow_mut().push(format!("{code} {reason}"));
+    ///         conn.context().stop();
+    ///     });
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(events.borrow().len(), 2, "{:?}", events.borrow());
+    /// assert_eq!(events.borrow()[1], "4000 one message per connection");
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn close(&self, code: CloseCode, reason: &str) {
         let wsi = self.with_slot(|s| {
             if s.state != State::Connected {
@@ -636,11 +767,58 @@ impl Connection {
 
     /// Stops reading from the peer (TCP flow control): its data backs up in
     /// the kernel until [`Connection::resume_recv`]. No-op once closed.
+    ///
+    /// lws: `lws_rx_flow_control`. Use it when the work a message starts
+    /// is slower than the peer sends, so memory stays bounded.
+    ///
+    /// # Examples
+    ///
+    /// A server that reads nothing for its first 20 ms; the client's
+    /// message waits in the kernel and is echoed after the resume.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let events = Rc::new(RefCell::new(Vec::new()));
+    /// let (resumed, echoed) = (events.clone(), events.clone());
+    /// let server = Callbacks::new()
+    ///     .on_connect(move |conn, _| {
+    ///         conn.pause_recv();
+    ///         let (conn, resumed) = (conn.clone(), resumed.clone());
+    ///         conn.context().set_timeout(Duration::from_millis(20), move |_cx| {
+    ///             resumed.borrow_mut().push("resumed");
+    ///             conn.resume_recv();
+    ///         });
+    ///     })
+    ///     .on_message(|conn, msg| {
+    ///         let _ = conn.send(msg);
+    ///     });
+    /// let port = cx.listen(ListenOptions::new(0), server)?.port();
+    ///
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_text("waiting");
+    ///     })
+    ///     .on_message(move |conn, _msg| {
+    ///         echoed.borrow_mut().push("echoed");
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*events.borrow(), ["resumed", "echoed"]);
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn pause_recv(&self) {
         self.flow(false)
     }
 
-    /// Resumes reading after [`Connection::pause_recv`]. No-op once closed.
+    /// Resumes reading after [`Connection::pause_recv`] (lws:
+    /// `lws_rx_flow_control`; see `pause_recv` for an example). No-op once
+    /// closed.
     pub fn resume_recv(&self) {
         self.flow(true)
     }

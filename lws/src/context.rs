@@ -183,7 +183,22 @@ impl Shared {
     }
 }
 
-/// Options for a [`Context`].
+/// Options for a [`Context`] (the parts of lws's
+/// `lws_context_creation_info` that are ours to choose).
+///
+/// # Examples
+///
+/// ```
+/// let options = lws::ContextOptions {
+///     ssl_init: false, // another library owns OpenSSL's global state
+///     ..Default::default()
+/// };
+/// let cx = lws::Context::new(options)?;
+/// // Without lws's TLS initialisation there is no wss://.
+/// let tls = lws::ConnectOptions::new("wss://127.0.0.1:1/");
+/// assert!(matches!(cx.connect(tls, lws::Callbacks::new()), Err(lws::Error::InvalidOption(_))));
+/// # Ok::<(), lws::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ContextOptions {
     /// mio tokens used are `token_base + fd` (and nothing below
@@ -238,14 +253,33 @@ impl Default for ContextOptions {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use lws::{Callbacks, Context, ContextOptions, ListenOptions};
+/// A server and a client of it on one context; the client's `on_close`
+/// ends the run.
+///
+/// ```
+/// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
 /// let cx = Context::new(ContextOptions::default())?;
-/// let port = cx.listen(ListenOptions::new(9001), Callbacks::new().on_message(|conn, msg| {
+/// let port = cx.listen(ListenOptions::new(0), Callbacks::new().on_message(|conn, msg| {
 ///     let _ = conn.send(msg);
 /// }))?.port();
-/// println!("listening on ws://127.0.0.1:{port}/");
+///
+/// let echoes = Rc::new(Cell::new(0));
+/// let counted = echoes.clone();
+/// let client = Callbacks::new()
+///     .on_connect(|conn, _| {
+///         let _ = conn.send_text("ping");
+///     })
+///     .on_message(move |conn, _msg| {
+///         counted.set(counted.get() + 1);
+///         conn.close(CloseCode::NORMAL, "bye");
+///     })
+///     .on_close(|conn, _, _| conn.context().stop());
+/// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+/// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
 /// cx.run()?;
+/// assert_eq!(echoes.get(), 1);
 /// # Ok::<(), lws::Error>(())
 /// ```
 pub struct Context {
@@ -273,11 +307,27 @@ const MAX_WAIT_MS: c_int = 1000;
 const SERVICE_ROUNDS: usize = 8;
 
 impl Context {
-    /// A context with its own `mio::Poll`, driven by [`Context::run`].
+    /// A context with its own `mio::Poll`, driven by [`Context::run`]
+    /// (lws's `lws_create_context`, with our loop as its custom event lib).
     ///
     /// # Errors
     /// [`Error::Io`] if the Poll cannot be created, [`Error::Lws`] if lws
-    /// refuses to create the context.
+    /// refuses to create the context, [`Error::InvalidOption`] for a
+    /// `max_header_size` outside
+    /// [`MAX_HEADER_SIZE_RANGE`](crate::MAX_HEADER_SIZE_RANGE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lws::{Context, ContextOptions};
+    /// let cx = Context::new(ContextOptions {
+    ///     max_header_size: 16 * 1024, // bigger cookies than lws's 4 KiB allows
+    ///     ..ContextOptions::default()
+    /// })?;
+    /// assert!(cx.connections().is_empty());
+    /// assert!(Context::new(ContextOptions { max_header_size: 1, ..Default::default() }).is_err());
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn new(options: ContextOptions) -> Result<Context> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
@@ -288,10 +338,47 @@ impl Context {
 
     /// A context that registers its sockets in a Poll you own. Call
     /// [`Context::poll_timeout`] for the wait bound before each `poll()` and
-    /// [`Context::handle_events`] after it.
+    /// [`Context::handle_events`] after it. Its tokens are
+    /// [`ContextOptions::token_base`] and above; [`Context::owns`] tells
+    /// them from yours. `examples/embed_mio.rs` shows it next to other
+    /// sources.
     ///
     /// # Errors
     /// As [`Context::new`].
+    ///
+    /// # Examples
+    ///
+    /// Driving the context from your own loop until a client has its echo:
+    ///
+    /// ```
+    /// use lws::{Callbacks, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use mio::{Events, Poll};
+    /// use std::{cell::Cell, rc::Rc, time::{Duration, Instant}};
+    ///
+    /// let mut poll = Poll::new()?;
+    /// let cx = Context::embedded(poll.registry(), ContextOptions::default())?;
+    /// let port = cx.listen(ListenOptions::new(0), Callbacks::new().on_message(|conn, msg| {
+    ///     let _ = conn.send(msg);
+    /// }))?.port();
+    /// let echoed = Rc::new(Cell::new(false));
+    /// let seen = echoed.clone();
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_text("hi");
+    ///     })
+    ///     .on_message(move |_conn, _msg| seen.set(true));
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    ///
+    /// let mut events = Events::with_capacity(256);
+    /// let give_up = Instant::now() + Duration::from_secs(10); // a bound on the loop
+    /// while !echoed.get() && Instant::now() < give_up {
+    ///     poll.poll(&mut events, cx.poll_timeout())?;
+    ///     // Your own sources' events would be handled here too.
+    ///     cx.handle_events(&events);
+    /// }
+    /// assert!(echoed.get());
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn embedded(registry: &Registry, options: ContextOptions) -> Result<Context> {
         Self::create(registry.try_clone()?, &options)
     }
@@ -385,13 +472,14 @@ impl Context {
         self.shared.raw.get()
     }
 
-    /// A handle for other threads.
+    /// A handle for other threads (see [`Handle`] for an example).
     pub fn handle(&self) -> Handle {
         Handle::new(self.shared.remote.clone())
     }
 
     /// Connections whose handshake completed and that still exist (state
-    /// connected or closing), e.g. to broadcast.
+    /// connected or closing), e.g. to broadcast (EV::Websockets'
+    /// `connections`; see also [`Context::broadcast`]).
     pub fn connections(&self) -> Vec<Connection> {
         let conns = self.shared.conns.borrow();
         conns
@@ -410,11 +498,25 @@ impl Context {
         self.shared.connection(id)
     }
 
-    /// Runs the loop until [`Context::stop`] or [`Handle::stop`].
+    /// Runs the loop until [`Context::stop`] or [`Handle::stop`]: waits on
+    /// the Poll for at most [`Context::poll_timeout`], then
+    /// [`Context::handle_events`], in turn. lws's `lws_service` loop, on
+    /// mio. Every callback, timer and watcher runs inside it, on this
+    /// thread.
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for an embedded context (drive it from your
     /// Poll instead); [`Error::Io`] if polling fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// cx.set_timeout(Duration::from_millis(10), |cx| cx.stop());
+    /// cx.run()?; // returns after the timer stopped it
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn run(&self) -> Result<()> {
         let Some(poll) = &self.poll else {
             return Err(Error::InvalidOption(if self.owner {
@@ -438,7 +540,9 @@ impl Context {
         Ok(())
     }
 
-    /// Makes [`Context::run`] return after its current turn.
+    /// Makes [`Context::run`] return after its current turn. Connections
+    /// stay open (see [`Context::shutdown`] to close them first); `run`
+    /// may be called again.
     pub fn stop(&self) {
         self.shared.stop.set(true);
     }

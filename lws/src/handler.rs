@@ -12,6 +12,52 @@ use crate::{
 /// anything on the [`Connection`] or its context (send, close, connect,
 /// list connections). A panic in a method is caught, logged through `log`
 /// and the connection goes on (nothing unwinds into C).
+///
+/// Each method's doc names the lws callback reason(s) it is called from.
+/// [`Callbacks`] is the same thing as closures.
+///
+/// # Examples
+///
+/// A handler with its own state: an echo server that counts messages.
+/// The client side uses [`Callbacks`].
+///
+/// ```
+/// use lws::{Callbacks, CloseCode, Connection, ConnectOptions, Context, ContextOptions,
+///           Handler, ListenOptions, Message};
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
+/// struct Echo {
+///     messages: Rc<Cell<u32>>,
+/// }
+///
+/// impl Handler for Echo {
+///     fn on_message(&mut self, conn: &Connection, message: Message) {
+///         self.messages.set(self.messages.get() + 1);
+///         let _ = conn.send(message);
+///     }
+/// }
+///
+/// let cx = Context::new(ContextOptions::default())?;
+/// let messages = Rc::new(Cell::new(0));
+/// let port = cx.listen(ListenOptions::new(0), Echo { messages: messages.clone() })?.port();
+///
+/// let client = Callbacks::new()
+///     .on_connect(|conn, _| {
+///         let _ = conn.send_text("one");
+///         let _ = conn.send_text("two");
+///     })
+///     .on_message(|conn, msg| {
+///         if msg == Message::Text("two".into()) {
+///             conn.close(CloseCode::NORMAL, "");
+///         }
+///     })
+///     .on_close(|conn, _, _| conn.context().stop());
+/// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+/// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+/// cx.run()?;
+/// assert_eq!(messages.get(), 2);
+/// # Ok::<(), lws::Error>(())
+/// ```
 pub trait Handler: 'static {
     /// A client asks to upgrade (server side only;
     /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`, where lws's
@@ -59,8 +105,12 @@ pub trait Handler: 'static {
         let _ = (conn, code, reason);
     }
 
-    /// A client connection failed (`LWS_CALLBACK_CLIENT_CONNECTION_ERROR`,
-    /// or the connect timeout). `on_close` does not follow.
+    /// A client connection failed (`LWS_CALLBACK_CLIENT_CONNECTION_ERROR`;
+    /// also `LWS_CALLBACK_CLOSED_CLIENT_HTTP` when lws drops the attempt
+    /// during its upgrade request, the connect timeout, and a
+    /// [`Context::shutdown`](crate::Context::shutdown) abandoning it).
+    /// `error` is [`Error::Connect`] with lws's reason. `on_close` does not
+    /// follow.
     fn on_error(&mut self, conn: &Connection, error: &Error) {
         let _ = (conn, error);
     }
@@ -152,7 +202,7 @@ impl Callbacks {
     /// Checks the request's `Origin` header (None when the client sent
     /// none, as non-browser clients do) before `on_handshake`: false
     /// refuses the upgrade with 403 Forbidden. Part of the handshake
-    /// (`LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`).
+    /// (`LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`, server side).
     ///
     /// # Examples
     ///
@@ -166,7 +216,50 @@ impl Callbacks {
         self
     }
 
-    /// See [`Handler::on_handshake`].
+    /// Decides on an upgrade request, at
+    /// `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE` (server side). See
+    /// [`Handler::on_handshake`].
+    ///
+    /// # Examples
+    ///
+    /// Only `/chat` is a WebSocket endpoint; its 101 gets a header. A
+    /// client asking for another path fails (`on_error`).
+    ///
+    /// ```
+    /// use lws::{Callbacks, ConnectOptions, Context, ContextOptions, Handshake, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let server = Callbacks::new().on_handshake(|_conn, request| match request.path() {
+    ///     Some("/chat") => Handshake::accept_with_headers(vec![("X-Room".into(), "lobby".into())]),
+    ///     _ => Handshake::reject(404),
+    /// });
+    /// let port = cx.listen(ListenOptions::new(0), server)?.port();
+    ///
+    /// let outcome = Rc::new(RefCell::new(Vec::new()));
+    /// for path in ["/chat", "/other"] {
+    ///     let (ok, failed) = (outcome.clone(), outcome.clone());
+    ///     let client = Callbacks::new()
+    ///         .on_connect(move |conn, response| {
+    ///             ok.borrow_mut().push(format!("{path}: room {:?}", response.get("x-room")));
+    ///             conn.close(lws::CloseCode::NORMAL, "");
+    ///         })
+    ///         .on_error(move |_conn, _err| failed.borrow_mut().push(format!("{path}: refused")));
+    ///     cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}{path}")), client)?;
+    /// }
+    /// let done = outcome.clone();
+    /// cx.set_interval(Duration::from_millis(5), move |cx| {
+    ///     if done.borrow().len() == 2 {
+    ///         cx.stop();
+    ///     }
+    /// });
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// let mut outcome = outcome.borrow().clone();
+    /// outcome.sort();
+    /// assert_eq!(outcome, ["/chat: room Some(\"lobby\")", "/other: refused"]);
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn on_handshake(
         mut self,
         f: impl FnMut(&Connection, &Headers) -> Handshake + 'static,
@@ -175,49 +268,195 @@ impl Callbacks {
         self
     }
 
+    /// Receives chunks of messages as lws reads them
+    /// (`LWS_CALLBACK_RECEIVE` / `LWS_CALLBACK_CLIENT_RECEIVE`), for
+    /// connections in [`ReceiveMode::Fragments`](crate::ReceiveMode::Fragments).
     /// See [`Handler::on_fragment`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut options = lws::ListenOptions::new(0);
+    /// options.receive = lws::ReceiveMode::Fragments;
+    /// let mut total = 0;
+    /// let upload = lws::Callbacks::new().on_fragment(move |_conn, fragment| {
+    ///     total += fragment.data.len(); // e.g. write it to a file instead
+    ///     if fragment.is_final {
+    ///         println!("message of {total} bytes");
+    ///         total = 0;
+    ///     }
+    /// });
+    /// # let _ = (options, upload);
+    /// ```
     pub fn on_fragment(mut self, f: impl FnMut(&Connection, Fragment) + 'static) -> Self {
         self.fragment = Some(Box::new(f));
         self
     }
 
-    /// See [`Handler::on_connect`].
+    /// Called when the handshake completed: `LWS_CALLBACK_ESTABLISHED` on a
+    /// server (with the request headers), `LWS_CALLBACK_CLIENT_ESTABLISHED`
+    /// on a client (with the response headers). See [`Handler::on_connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let server = lws::Callbacks::new().on_connect(|conn, request| {
+    ///     let agent = request.get("user-agent").unwrap_or("?");
+    ///     let _ = conn.send_text(&format!("welcome, {agent}"));
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn on_connect(mut self, f: impl FnMut(&Connection, &Headers) + 'static) -> Self {
         self.connect = Some(Box::new(f));
         self
     }
 
-    /// See [`Handler::on_message`].
+    /// Receives whole messages (`LWS_CALLBACK_RECEIVE` /
+    /// `LWS_CALLBACK_CLIENT_RECEIVE`, reassembled up to
+    /// `max_message_size`). See [`Handler::on_message`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lws::Message;
+    /// let server = lws::Callbacks::new().on_message(|conn, msg| match msg {
+    ///     Message::Text(text) => {
+    ///         let _ = conn.send_text(&text.to_uppercase());
+    ///     }
+    ///     Message::Binary(bytes) => {
+    ///         let _ = conn.send_binary(&bytes);
+    ///     }
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn on_message(mut self, f: impl FnMut(&Connection, Message) + 'static) -> Self {
         self.message = Some(Box::new(f));
         self
     }
 
-    /// See [`Handler::on_close`].
+    /// Called once the connection has closed (`LWS_CALLBACK_CLOSED` /
+    /// `LWS_CALLBACK_CLIENT_CLOSED`; the peer's code and reason come from
+    /// `LWS_CALLBACK_WS_PEER_INITIATED_CLOSE`). See [`Handler::on_close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = lws::Callbacks::new().on_close(|conn, code, reason| {
+    ///     if code == lws::CloseCode::ABNORMAL {
+    ///         eprintln!("connection {} dropped without a close frame", conn.id());
+    ///     } else {
+    ///         println!("closed: {code} {reason}");
+    ///     }
+    /// });
+    /// # let _ = client;
+    /// ```
     pub fn on_close(mut self, f: impl FnMut(&Connection, CloseCode, &str) + 'static) -> Self {
         self.close = Some(Box::new(f));
         self
     }
 
+    /// Called when a client connection fails before it is established
+    /// (`LWS_CALLBACK_CLIENT_CONNECTION_ERROR`, or the connect timeout).
     /// See [`Handler::on_error`].
+    ///
+    /// # Examples
+    ///
+    /// Connecting to a port nobody listens on:
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// // A port that was free a moment ago.
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    ///
+    /// let error = Rc::new(RefCell::new(None));
+    /// let seen = error.clone();
+    /// let client = lws::Callbacks::new().on_error(move |conn, err| {
+    ///     println!("connect failed: {err}");
+    ///     *seen.borrow_mut() = Some(matches!(err, lws::Error::Connect(_)));
+    ///     conn.context().stop();
+    /// });
+    /// let mut options = lws::ConnectOptions::new(format!("ws://127.0.0.1:{port}/"));
+    /// options.connect_timeout = Some(Duration::from_secs(5));
+    /// cx.connect(options, client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*error.borrow(), Some(true));
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn on_error(mut self, f: impl FnMut(&Connection, &Error) + 'static) -> Self {
         self.error = Some(Box::new(f));
         self
     }
 
+    /// Receives pongs (`LWS_CALLBACK_RECEIVE_PONG` /
+    /// `LWS_CALLBACK_CLIENT_RECEIVE_PONG`). lws answers pings by itself.
     /// See [`Handler::on_pong`].
+    ///
+    /// # Examples
+    ///
+    /// A client pings the server; lws on the server answers with a pong
+    /// that carries the same payload.
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let port = cx.listen(ListenOptions::new(0), Callbacks::new())?.port();
+    /// let pong = Rc::new(RefCell::new(Vec::new()));
+    /// let seen = pong.clone();
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.ping(b"are you there?");
+    ///     })
+    ///     .on_pong(move |conn, payload| {
+    ///         seen.borrow_mut().extend_from_slice(payload);
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(&pong.borrow()[..], b"are you there?");
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn on_pong(mut self, f: impl FnMut(&Connection, &[u8]) + 'static) -> Self {
         self.pong = Some(Box::new(f));
         self
     }
 
-    /// See [`Handler::on_drain`].
+    /// Called when the send queue has emptied, from
+    /// `LWS_CALLBACK_SERVER_WRITEABLE` / `LWS_CALLBACK_CLIENT_WRITEABLE`
+    /// (not once `close()` was called). See [`Handler::on_drain`].
+    ///
+    /// # Examples
+    ///
+    /// Sending a large stream in pieces, one more piece each time the
+    /// queue drains, so at most one piece is queued:
+    ///
+    /// ```
+    /// let mut left = 100; // pieces still to send
+    /// let producer = lws::Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_binary(&[0; 64 * 1024]);
+    ///     })
+    ///     .on_drain(move |conn| {
+    ///         if left > 0 {
+    ///             left -= 1;
+    ///             let _ = conn.send_binary(&[0; 64 * 1024]);
+    ///         }
+    ///     });
+    /// # let _ = producer;
+    /// ```
     pub fn on_drain(mut self, f: impl FnMut(&Connection) + 'static) -> Self {
         self.drain = Some(Box::new(f));
         self
     }
 
-    /// See [`Handler::on_http`].
+    /// Answers plain HTTP requests on the listener's port
+    /// (`LWS_CALLBACK_HTTP`, or `LWS_CALLBACK_HTTP_BODY_COMPLETION` once a
+    /// body is in). See [`Handler::on_http`].
     ///
     /// # Examples
     ///

@@ -16,7 +16,29 @@ use std::os::raw::c_int;
 use std::rc::Rc;
 
 /// What [`Handler::on_handshake`](crate::Handler::on_handshake) decides
-/// about an upgrade request.
+/// about an upgrade request (at `LWS_CALLBACK_HTTP_CONFIRM_UPGRADE`).
+/// Rejections are sent as full HTTP responses, which lws alone does not do.
+///
+/// # Examples
+///
+/// A bearer-token check:
+///
+/// ```
+/// use lws::Handshake;
+/// let auth = lws::Callbacks::new().on_handshake(|_conn, request| {
+///     match request.get("authorization") {
+///         Some("Bearer let-me-in") => Handshake::accept(),
+///         Some(_) => Handshake::forbidden(),
+///         None => Handshake::reject_with(
+///             401,
+///             vec![("WWW-Authenticate".into(), "Bearer".into())],
+///             "a token is needed\n",
+///         ),
+///     }
+/// });
+/// # let _ = auth;
+/// assert!(matches!(Handshake::reject(503), Handshake::Reject { status: 503, .. }));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handshake {
     /// Complete the handshake, adding these headers to the 101 response.

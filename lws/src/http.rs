@@ -88,6 +88,26 @@ impl HttpResponse {
 
 /// A directory served at a URL prefix (a static mount), for
 /// [`ListenOptions::mounts`](crate::ListenOptions::mounts).
+///
+/// # Examples
+///
+/// A page and its assets over plain HTTP, WebSocket upgrades at `/ws` on
+/// the same port (what `examples/chat.rs` does):
+///
+/// ```
+/// let mut options = lws::ListenOptions::new(8080);
+/// options.mounts.push(lws::Mount::new("/static/", "./public"));
+/// let server = lws::Callbacks::new()
+///     .on_http(|req| match req.path_only() {
+///         "/" => lws::HttpResponse::html("<script src=/static/app.js></script>"),
+///         _ => lws::HttpResponse::not_found(),
+///     })
+///     .on_handshake(|_conn, request| match request.path() {
+///         Some("/ws") => lws::Handshake::accept(),
+///         _ => lws::Handshake::reject(404),
+///     });
+/// # let _ = (options, server);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
     /// URL prefix, e.g. `/static/` (`/` serves the whole tree).

@@ -3,6 +3,17 @@
 use std::fmt;
 
 /// A complete WebSocket data message, reassembled from its fragments.
+///
+/// # Examples
+///
+/// ```
+/// use lws::Message;
+/// let text: Message = "hello".into();
+/// let binary: Message = vec![1u8, 2, 3].into();
+/// assert!(!text.is_binary() && binary.is_binary());
+/// assert_eq!(text.as_bytes(), b"hello");
+/// assert_eq!(binary.into_bytes(), [1, 2, 3]);
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message (valid UTF-8: lws validates it on receipt).
@@ -102,6 +113,16 @@ impl From<&[u8]> for Message {
 
 /// A WebSocket close status code (RFC 6455 §7.4). Any `u16` converts; the
 /// named constants are the registered ones.
+///
+/// # Examples
+///
+/// ```
+/// use lws::CloseCode;
+/// assert_eq!(CloseCode::from(1001), CloseCode::AWAY);
+/// assert!(CloseCode(4000).is_sendable()); // 4000-4999: for applications
+/// assert!(!CloseCode::ABNORMAL.is_sendable()); // only ever reported locally
+/// assert_eq!(CloseCode::TOO_BIG.to_string(), "1009");
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);
 

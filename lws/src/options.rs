@@ -24,6 +24,18 @@ pub enum ReceiveMode {
 ///
 /// Checked on the loop every quarter of the smallest `ping_after` in use
 /// (between 50 ms and 1 s), so each limit is met within that much.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut options = lws::ListenOptions::new(9001);
+/// // Ping after 10 s of silence; hang up if nothing comes 10 s later.
+/// options.keepalive = Some(lws::Keepalive::new(Duration::from_secs(10), Duration::from_secs(20)));
+/// let mut quiet = lws::ConnectOptions::new("ws://127.0.0.1:9001/");
+/// quiet.keepalive = None; // never ping, never hang up for silence
+/// # let _ = (options, quiet);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Keepalive {
     /// Silence after which lws sends a ping. Default 30 s.
@@ -58,6 +70,16 @@ impl Keepalive {
 /// A server accepts the extension when a client offers it, and answers
 /// with the parameters below; a client offers it with them. Compressed
 /// messages are inflated up to `max_message_size` like any other.
+///
+/// # Examples
+///
+/// UniEvent's `deflate => {compression_level => 3, compression_threshold => 1000}`:
+///
+/// ```
+/// let mut options = lws::ListenOptions::new(9001);
+/// options.deflate = Some(lws::Deflate { level: 3, threshold: 1000, ..Default::default() });
+/// # let _ = options;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Deflate {
     /// zlib compression level, 1 (fastest) to 9 (smallest). Default 6.
@@ -166,6 +188,27 @@ pub enum Proxy {
 ///
 /// Every option here is honoured, including those lws cannot set itself
 /// (the backlog is applied to lws's socket after it listens).
+///
+/// # Examples
+///
+/// [`ListenOptions::new`] gives the defaults; set the fields you need, or
+/// use struct update syntax:
+///
+/// ```
+/// use lws::{Deflate, Keepalive, ListenOptions};
+/// use std::time::Duration;
+///
+/// let options = ListenOptions {
+///     host: "::1".into(),
+///     max_message_size: 1 << 20,
+///     max_connections: 10_000,
+///     deflate: Some(Deflate::default()),
+///     keepalive: Some(Keepalive::new(Duration::from_secs(20), Duration::from_secs(40))),
+///     ..ListenOptions::new(9001).protocol("chat").protocol("chat.v2")
+/// };
+/// assert_eq!(options.protocols, ["chat", "chat.v2"]);
+/// assert_eq!(options.handshake_timeout, Some(lws::DEFAULT_HANDSHAKE_TIMEOUT));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
     /// TCP port; 0 lets the OS pick one (see [`Listener::port`](crate::Listener::port)).
@@ -294,6 +337,23 @@ impl ListenOptions {
 }
 
 /// Options for [`Context::connect`](crate::Context::connect).
+///
+/// # Examples
+///
+/// ```
+/// use lws::{ClientTls, ConnectOptions, Proxy};
+/// use std::time::Duration;
+///
+/// let mut options = ConnectOptions::new("wss://chat.example/ws").protocol("chat");
+/// options.headers.push(("Authorization".into(), "Bearer secret".into()));
+/// options.connect_timeout = Some(Duration::from_secs(5));
+/// options.proxy = Proxy::None; // whatever https_proxy says
+/// options.tls = ClientTls {
+///     ca_file: Some("private-ca.pem".into()), // added to the system's CAs
+///     ..ClientTls::default()
+/// };
+/// assert!(options.tls.verify);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
     /// `ws://host[:port]/path?query` or `wss://...` (ports 80 and 443 by

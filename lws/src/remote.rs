@@ -69,16 +69,40 @@ impl Remote {
 /// callbacks that need to stop the loop). Commands are queued and run on
 /// the loop thread, in order, at its next turn.
 ///
+/// lws itself may be called from one thread only; the handle queues a
+/// command and wakes the loop with `lws_cancel_service`, the one call lws
+/// allows from other threads.
+///
 /// # Examples
 ///
-/// ```no_run
-/// let cx = lws::Context::new(lws::ContextOptions::default())?;
-/// let handle = cx.handle();
-/// std::thread::spawn(move || {
-///     let _ = handle.send(1, "hello from a thread");
-///     let _ = handle.stop();
+/// A worker thread pushes a message to a connection by its id, then
+/// stops the loop.
+///
+/// ```
+/// use lws::{Callbacks, ConnectOptions, Context, ContextOptions, ListenOptions};
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+///
+/// let cx = Context::new(ContextOptions::default())?;
+/// let server = Callbacks::new().on_connect(|conn, _| {
+///     let (handle, id) = (conn.handle(), conn.id());
+///     std::thread::spawn(move || {
+///         // ... some slow work, off the loop ...
+///         let _ = handle.send(id, "result from a thread");
+///     });
 /// });
+/// let port = cx.listen(ListenOptions::new(0), server)?.port();
+///
+/// let got = Rc::new(RefCell::new(None));
+/// let seen = got.clone();
+/// let handle = cx.handle();
+/// let client = Callbacks::new().on_message(move |_conn, msg| {
+///     *seen.borrow_mut() = Some(msg);
+///     let _ = handle.stop(); // as a thread would; Context::stop works here too
+/// });
+/// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+/// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
 /// cx.run()?;
+/// assert_eq!(*got.borrow(), Some(lws::Message::Text("result from a thread".into())));
 /// # Ok::<(), lws::Error>(())
 /// ```
 #[derive(Clone)]
@@ -144,10 +168,31 @@ impl Handle {
         })
     }
 
-    /// Runs `f` on the loop thread with the context.
+    /// Runs `f` on the loop thread with the context: anything a callback
+    /// could do (connect, listen, broadcast, set timers).
     ///
     /// # Errors
     /// [`Error::ContextGone`] if the context was dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::mpsc, time::Duration};
+    /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// let handle = cx.handle();
+    /// let (tx, rx) = mpsc::channel();
+    /// let worker = std::thread::spawn(move || {
+    ///     handle.run_on_loop(move |cx| {
+    ///         let _ = tx.send(cx.connections().len());
+    ///         cx.stop();
+    ///     })
+    /// });
+    /// cx.run()?;
+    /// worker.join().unwrap()?;
+    /// assert_eq!(rx.recv().unwrap(), 0);
+    /// # Ok::<(), lws::Error>(())
+    /// ```
     pub fn run_on_loop(&self, f: impl FnOnce(&Context) + Send + 'static) -> Result<()> {
         self.remote.push(Command::Call(Box::new(f)))
     }

@@ -168,12 +168,36 @@ impl Context {
     /// [`Error::Lws`] if lws cannot listen (port taken, bad address,
     /// unusable certificate or key).
     ///
+    /// lws: one vhost per listener (`lws_create_vhost` with our protocol
+    /// table), on a socket bound by us so the backlog, `SO_REUSEPORT` and
+    /// stop/start work.
+    ///
     /// # Examples
+    ///
+    /// Two listeners on one context, on ports the OS picks: one for
+    /// `chat`, one for anything.
+    ///
+    /// ```
+    /// use lws::{Callbacks, Context, ContextOptions, ListenAddr, ListenOptions};
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let chat = cx.listen(ListenOptions::new(0).protocol("chat"), Callbacks::new())?;
+    /// let mut options = ListenOptions::new(0);
+    /// options.max_message_size = 1 << 20;
+    /// options.max_connections = 1000;
+    /// let other = cx.listen(options, Callbacks::new())?;
+    /// assert_ne!(chat.port(), other.port());
+    /// assert!(matches!(chat.local_addr(), ListenAddr::Tcp(a) if a.ip().is_loopback()));
+    /// assert_eq!(cx.listeners().len(), 2);
+    /// # Ok::<(), lws::Error>(())
+    /// ```
+    ///
+    /// wss:// with a certificate and key in PEM files:
     ///
     /// ```no_run
     /// use lws::{Callbacks, Context, ContextOptions, ListenOptions, ServerTls};
     /// let cx = Context::new(ContextOptions::default())?;
     /// let mut options = ListenOptions::new(8443).protocol("chat");
+    /// options.host = "0.0.0.0".into();
     /// options.tls = Some(ServerTls::new("cert.pem", "key.pem"));
     /// let listener = cx.listen(options, Callbacks::new())?;
     /// println!("listening on {} (port {})", listener.local_addr(), listener.port());
@@ -499,10 +523,16 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # fn f(cx: &lws::Context, listener: &lws::Listener) -> lws::Result<()> {
-    /// cx.configure_listener(listener.id(), |o| o.max_message_size = 1 << 20)?;
-    /// # Ok(()) }
+    /// ```
+    /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// let listener = cx.listen(lws::ListenOptions::new(0), lws::Callbacks::new())?;
+    /// cx.configure_listener(listener.id(), |o| {
+    ///     o.max_message_size = 1 << 20;
+    ///     o.headers.push(("X-Served-By".into(), "node-1".into()));
+    /// })?;
+    /// // The address is fixed: a change there is refused.
+    /// assert!(cx.configure_listener(listener.id(), |o| o.port += 1).is_err());
+    /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn configure_listener(
         &self,
@@ -558,16 +588,53 @@ impl Context {
     /// [`Error::InvalidOption`] for a NUL in a header; [`Error::Lws`] if lws
     /// cannot adopt the socket.
     ///
+    /// lws: `lws_adopt_socket_vhost_readbuf`.
+    ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use std::io::Read;
-    /// # fn f(cx: &lws::Context, listener: std::net::TcpListener) -> lws::Result<()> {
-    /// let (mut stream, _) = listener.accept()?;
-    /// let mut head = [0u8; 4096];
-    /// let n = stream.read(&mut head)?; // e.g. a router peeking at the request
-    /// cx.adopt(stream, &head[..n], lws::AdoptOptions::default(), lws::Callbacks::new())?;
-    /// # Ok(()) }
+    /// A listening socket of your own, accepted on the loop (through
+    /// [`Context::watch_readable`]); each connection is handed to lws with
+    /// nothing read yet. With another HTTP server in front, pass the bytes
+    /// it already read as `initial_data`.
+    ///
+    /// ```
+    /// use lws::{AdoptOptions, Callbacks, CloseCode, ConnectOptions, Context, ContextOptions};
+    /// use std::os::fd::AsRawFd;
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// let port = listener.local_addr()?.port();
+    /// let fd = listener.as_raw_fd();
+    /// cx.watch_readable(fd, move |cx, _fd| {
+    ///     while let Ok((stream, _peer)) = listener.accept() {
+    ///         let echo = Callbacks::new().on_message(|conn, msg| {
+    ///             let _ = conn.send(msg);
+    ///         });
+    ///         if let Err(e) = cx.adopt(stream, &[], AdoptOptions::default(), echo) {
+    ///             eprintln!("adopt: {e}");
+    ///         }
+    ///     }
+    /// })?;
+    ///
+    /// let echoed = Rc::new(RefCell::new(None));
+    /// let seen = echoed.clone();
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_text("adopted");
+    ///     })
+    ///     .on_message(move |conn, msg| {
+    ///         *seen.borrow_mut() = Some(msg);
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// cx.unwatch(fd);
+    /// assert_eq!(*echoed.borrow(), Some(lws::Message::Text("adopted".into())));
+    /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn adopt(
         &self,

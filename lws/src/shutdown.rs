@@ -44,13 +44,14 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// # fn f(cx: &lws::Context) {
     /// let report = cx.broadcast(&lws::Message::Text("hello, all".into()));
     /// for slow in report.full {
     ///     slow.close(lws::CloseCode::POLICY, "too slow");
     /// }
     /// # }
+    /// # f(&lws::Context::new(lws::ContextOptions::default()).unwrap());
     /// ```
     pub fn broadcast(&self, message: &Message) -> Broadcast {
         let mut report = Broadcast::default();
@@ -78,14 +79,35 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// # fn f(cx: &lws::Context) {
-    /// cx.shutdown(lws::CloseCode::AWAY, "restarting", Duration::from_secs(5), |cx, report| {
-    ///     println!("{} closed, {} cut", report.closed, report.forced);
-    ///     cx.stop();
-    /// });
-    /// # }
+    /// A server with one client (on the same context, so both ends are
+    /// counted) shuts down once the client is in:
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let port = cx.listen(ListenOptions::new(0), Callbacks::new())?.port();
+    /// let codes = Rc::new(RefCell::new(Vec::new()));
+    /// let report = Rc::new(RefCell::new(None));
+    /// let (seen, done) = (codes.clone(), report.clone());
+    /// let client = Callbacks::new()
+    ///     .on_connect(move |conn, _| {
+    ///         let done = done.clone();
+    ///         conn.context().shutdown(CloseCode::AWAY, "restarting", Duration::from_secs(5),
+    ///             move |cx, r| {
+    ///                 *done.borrow_mut() = Some((r.connections, r.forced));
+    ///                 cx.stop();
+    ///             });
+    ///     })
+    ///     .on_close(move |_conn, code, _reason| seen.borrow_mut().push(code));
+    /// cx.connect(ConnectOptions::new(format!("ws://127.0.0.1:{port}/")), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(*report.borrow(), Some((2, 0))); // two ends open, none cut
+    /// assert_eq!(*codes.borrow(), [CloseCode::AWAY]);
+    /// assert!(!cx.is_listening(cx.listeners()[0].id()));
+    /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn shutdown(
         &self,

@@ -32,13 +32,39 @@ impl ServerThreads {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// let threads = lws::ServerThreads::spawn(2, lws::ListenOptions::new(9001), |_| {
-    ///     lws::Callbacks::new().on_message(|conn, msg| {
+    /// Two server threads on one port, a client on this thread, then a
+    /// graceful stop:
+    ///
+    /// ```
+    /// use lws::{Callbacks, CloseCode, ConnectOptions, Context, ContextOptions, ListenOptions};
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    ///
+    /// let threads = lws::ServerThreads::spawn(2, ListenOptions::new(0), |_thread| {
+    ///     Callbacks::new().on_message(|conn, msg| {
     ///         let _ = conn.send(msg);
     ///     })
     /// })?;
-    /// println!("listening on port {} with 2 threads", threads.port());
+    /// assert_eq!(threads.handles().len(), 2);
+    ///
+    /// let cx = Context::new(ContextOptions::default())?;
+    /// let got = Rc::new(RefCell::new(None));
+    /// let seen = got.clone();
+    /// let client = Callbacks::new()
+    ///     .on_connect(|conn, _| {
+    ///         let _ = conn.send_text("which thread?");
+    ///     })
+    ///     .on_message(move |conn, msg| {
+    ///         *seen.borrow_mut() = Some(msg);
+    ///         conn.close(CloseCode::NORMAL, "");
+    ///     })
+    ///     .on_close(|conn, _, _| conn.context().stop());
+    /// let url = format!("ws://127.0.0.1:{}/", threads.port());
+    /// cx.connect(ConnectOptions::new(url), client)?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert!(got.borrow().is_some());
+    ///
+    /// threads.shutdown(CloseCode::AWAY, Duration::from_secs(1));
     /// threads.join()?;
     /// # Ok::<(), lws::Error>(())
     /// ```

@@ -78,11 +78,19 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use std::time::Duration;
+    /// ```
+    /// use std::{cell::Cell, rc::Rc, time::Duration};
     /// let cx = lws::Context::new(lws::ContextOptions::default())?;
-    /// cx.set_timeout(Duration::from_secs(5), |cx| cx.stop());
+    /// let fired = Rc::new(Cell::new(false));
+    /// let f = fired.clone();
+    /// cx.set_timeout(Duration::from_millis(10), move |cx| {
+    ///     f.set(true);
+    ///     cx.stop();
+    /// });
+    /// let never = cx.set_timeout(Duration::from_secs(3600), |_| unreachable!());
     /// cx.run()?;
+    /// assert!(fired.get());
+    /// assert!(cx.cancel_timer(never));
     /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn set_timeout(&self, delay: Duration, f: impl FnOnce(&Context) + 'static) -> TimerId {
@@ -100,14 +108,39 @@ impl Context {
     ///
     /// # Examples
     ///
+    /// Net::WebSocket::Server's clock example: the time to every client
+    /// every second.
+    ///
     /// ```no_run
-    /// use std::time::Duration;
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
     /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// cx.listen(lws::ListenOptions::new(8080), lws::Callbacks::new())?;
     /// cx.set_interval(Duration::from_secs(1), |cx| {
-    ///     for conn in cx.connections() {
-    ///         let _ = conn.send_text("tick");
-    ///     }
+    ///     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    ///     cx.broadcast(&lws::Message::Text(now.to_string()));
     /// });
+    /// cx.run()?;
+    /// # Ok::<(), lws::Error>(())
+    /// ```
+    ///
+    /// Three ticks, then the timer cancels itself:
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc, time::Duration};
+    /// let cx = lws::Context::new(lws::ContextOptions::default())?;
+    /// let ticks = Rc::new(Cell::new(0));
+    /// let (counted, id) = (ticks.clone(), Rc::new(Cell::new(None)));
+    /// let me = id.clone();
+    /// id.set(Some(cx.set_interval(Duration::from_millis(5), move |cx| {
+    ///     counted.set(counted.get() + 1);
+    ///     if counted.get() == 3 {
+    ///         cx.cancel_timer(me.get().unwrap());
+    ///         cx.stop();
+    ///     }
+    /// })));
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(ticks.get(), 3);
     /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn set_interval(&self, period: Duration, f: impl FnMut(&Context) + 'static) -> TimerId {

@@ -227,19 +227,30 @@ impl Context {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use std::io::Read;
+    /// Net::WebSocket::Server's `watch_readable`, on a socket pair:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
     /// use std::os::fd::AsRawFd;
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
     /// let cx = lws::Context::new(lws::ContextOptions::default())?;
-    /// let (mut rx, _tx) = std::os::unix::net::UnixStream::pair()?;
+    /// let (mut rx, mut tx) = std::os::unix::net::UnixStream::pair()?;
     /// rx.set_nonblocking(true)?;
     /// let fd = rx.as_raw_fd();
-    /// cx.watch_readable(fd, move |_cx, _fd| {
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let seen = got.clone();
+    /// cx.watch_readable(fd, move |cx, _fd| {
     ///     let mut buf = [0u8; 512];
     ///     if let Ok(n) = rx.read(&mut buf) {
-    ///         println!("{n} bytes");
+    ///         seen.borrow_mut().extend_from_slice(&buf[..n]);
+    ///         cx.stop();
     ///     }
     /// })?;
+    /// tx.write_all(b"wake up")?;
+    /// cx.set_timeout(Duration::from_secs(10), |cx| cx.stop()); // a bound on the run
+    /// cx.run()?;
+    /// assert_eq!(&got.borrow()[..], b"wake up");
+    /// assert!(cx.unwatch(fd)); // drops the closure, and with it `rx`
     /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn watch_readable(
