@@ -38,6 +38,13 @@ struct Session {
 fn raw_echo(tx: mpsc::Sender<Report>) -> RawProtocol {
     RawProtocol::with_session::<Session>("raw-echo", 0, move |wsi, reason, args| {
         match reason {
+            // case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            Reason::FilterProtocolConnection => {
+                let asked = args.text().map(|t| t.to_string_lossy().into_owned());
+                if asked.is_some_and(|t| t.contains("refuse-me")) {
+                    return Action::Value(1); // lws hangs up
+                }
+            }
             // case LWS_CALLBACK_RECEIVE:
             Reason::Receive => {
                 let binary = wsi.frame_is_binary();
@@ -329,4 +336,32 @@ fn the_low_level_layer_echoes_like_a_c_callback() {
             _ => panic!("unexpected report"),
         }
     }
+}
+
+#[test]
+fn closed_arrives_without_a_session_when_the_handshake_never_completed() {
+    let _wd = util::watchdog(
+        "closed_arrives_without_a_session_when_the_handshake_never_completed",
+        60,
+    );
+    let service = Service::start();
+    let stream = TcpStream::connect(("127.0.0.1", service.port)).unwrap();
+    let mut request = util::url(service.port).into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "raw-echo, refuse-me".parse().unwrap(),
+    );
+    assert!(
+        tungstenite::client(request, stream).is_err(),
+        "FILTER refused: no handshake"
+    );
+    // lws marks the connection established before FILTER, so CLOSED comes;
+    // the closure sees no session there (ESTABLISHED never ran).
+    let Report::RawClosed { established } = service.next() else {
+        panic!("expected CLOSED")
+    };
+    assert!(
+        !established,
+        "a session for a handshake that never completed"
+    );
 }

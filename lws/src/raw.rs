@@ -636,3 +636,43 @@ unsafe extern "C" fn raw_callback(
         action
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_and_unknown_ones_are_kept() {
+        for raw in 0..300 {
+            assert_eq!(Reason::from_raw(raw).to_raw(), raw);
+        }
+        assert_eq!(Reason::from_raw(sys::LWS_CALLBACK_RECEIVE), Reason::Receive);
+        assert_eq!(Reason::from_raw(9999), Reason::Other(9999));
+    }
+
+    #[test]
+    fn args_read_only_what_the_reason_carries() {
+        let mut close = [0x0f, 0xa1, b'b', b'y', b'e'];
+        let args = |reason, buf: &mut [u8]| Args {
+            reason,
+            input: buf.as_mut_ptr() as *mut c_void,
+            len: buf.len(),
+            _lent: PhantomData,
+        };
+        let peer = args(Reason::WsPeerInitiatedClose, &mut close);
+        assert_eq!(peer.peer_close(), Some((4001, &b"bye"[..])));
+        let writeable = args(Reason::ServerWriteable, &mut close);
+        assert_eq!(writeable.data(), b"");
+        assert_eq!(writeable.peer_close(), None);
+        assert!(writeable.text().is_none());
+        let received = args(Reason::Receive, &mut close);
+        assert_eq!(received.data().len(), 5);
+    }
+
+    #[test]
+    fn actions_are_lws_return_values() {
+        assert_eq!(Action::Continue.to_raw(), 0);
+        assert_eq!(Action::Close.to_raw(), -1);
+        assert_eq!(Action::Value(1).to_raw(), 1);
+    }
+}
