@@ -285,6 +285,10 @@ unsafe fn dispatch(
             0
         }
         sys::LWS_CALLBACK_PROTOCOL_DESTROY => {
+            // SAFETY: as for PROTOCOL_INIT.
+            if unsafe { sys::lws_get_context(wsi) } != shared.raw.get() {
+                return 0; // a vhost of a context PROTOCOL_INIT refused
+            }
             let left = state.vhosts.get().saturating_sub(1);
             state.vhosts.set(left);
             if left == 0 {
