@@ -13,7 +13,7 @@ use lws::sys;
 use lws::{Callbacks, CloseCode, ListenOptions};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
@@ -99,6 +99,7 @@ fn raw_echo(tx: mpsc::Sender<Report>) -> RawProtocol {
 fn safe_echo(tx: mpsc::Sender<Report>) -> EmbeddedProtocol {
     let on_connect = tx.clone();
     let callbacks = Callbacks::new()
+        .on_origin(|origin| origin != Some("https://refused.example"))
         .on_connect(move |conn, _| {
             // What needs our own loop is refused on a C-owned context.
             let refused = conn
@@ -127,7 +128,7 @@ fn safe_echo(tx: mpsc::Sender<Report>) -> EmbeddedProtocol {
 
 /// The "C service": its own context, its own list with a C-style first
 /// protocol, lws's own loop; until `stop`.
-fn service(tx: mpsc::Sender<Report>, stop: Arc<AtomicBool>, cx_out: mpsc::Sender<usize>) {
+fn service(tx: mpsc::Sender<Report>, stop: Arc<AtomicBool>, cx_out: Arc<Mutex<usize>>) {
     let raw = raw_echo(tx.clone());
     let safe = safe_echo(tx.clone());
     tx.send(Report::Handle(safe.handle())).unwrap();
@@ -159,7 +160,7 @@ fn service(tx: mpsc::Sender<Report>, stop: Arc<AtomicBool>, cx_out: mpsc::Sender
     // the context, destroyed below before they are dropped.
     let cx = unsafe { sys::lws_create_context(&info) };
     assert!(!cx.is_null(), "lws_create_context");
-    cx_out.send(cx as usize).unwrap();
+    *cx_out.lock().unwrap() = cx as usize;
     // SAFETY: cx is live; "default" is the vhost lws made from info.
     let port = unsafe {
         let vh = sys::lws_get_vhost_by_name(cx, c"default".as_ptr());
@@ -172,6 +173,8 @@ fn service(tx: mpsc::Sender<Report>, stop: Arc<AtomicBool>, cx_out: mpsc::Sender
             break;
         }
     }
+    // Other threads stop waking it first (they wake it under this lock).
+    *cx_out.lock().unwrap() = 0;
     // SAFETY: destroyed once, on its thread; the entries are still alive.
     unsafe { sys::lws_context_destroy(cx) };
     drop((raw, safe));
@@ -179,7 +182,7 @@ fn service(tx: mpsc::Sender<Report>, stop: Arc<AtomicBool>, cx_out: mpsc::Sender
 
 struct Service {
     stop: Arc<AtomicBool>,
-    cx: usize,
+    cx: Arc<Mutex<usize>>,
     thread: Option<std::thread::JoinHandle<()>>,
     reports: mpsc::Receiver<Report>,
     handle: lws::Handle,
@@ -189,14 +192,14 @@ struct Service {
 impl Service {
     fn start() -> Service {
         let (tx, reports) = mpsc::channel();
-        let (cx_tx, cx_rx) = mpsc::channel();
+        let cx = Arc::new(Mutex::new(0));
+        let cx_out = cx.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || service(tx, flag, cx_tx));
+        let thread = std::thread::spawn(move || service(tx, flag, cx_out));
         let Ok(Report::Handle(handle)) = reports.recv() else {
             panic!("no handle")
         };
-        let cx = cx_rx.recv().unwrap();
         let Ok(Report::Port(port)) = reports.recv() else {
             panic!("no port")
         };
@@ -242,10 +245,14 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // SAFETY: lws_cancel_service may be called from any thread while
-        // the context lives (the service thread destroys it only after
-        // seeing the flag, which we set first).
-        unsafe { sys::lws_cancel_service(self.cx as *mut sys::lws_context) };
+        let cx = self.cx.lock().unwrap_or_else(|e| e.into_inner());
+        if *cx != 0 {
+            // SAFETY: non-zero under the lock: the service thread has not
+            // started destroying the context (it zeroes it first, under
+            // the lock); lws_cancel_service is safe from any thread.
+            unsafe { sys::lws_cancel_service(*cx as *mut sys::lws_context) };
+        }
+        drop(cx);
         if let Some(t) = self.thread.take() {
             let r = t.join();
             if !std::thread::panicking() {
@@ -364,4 +371,28 @@ fn closed_arrives_without_a_session_when_the_handshake_never_completed() {
         !established,
         "a session for a handshake that never completed"
     );
+}
+
+#[test]
+fn a_refused_handshake_hangs_up_and_reaches_no_callback() {
+    let _wd = util::watchdog("a_refused_handshake_hangs_up_and_reaches_no_callback", 60);
+    let service = Service::start();
+    let stream = TcpStream::connect(("127.0.0.1", service.port)).unwrap();
+    let mut request = util::url(service.port).into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", "safe-echo".parse().unwrap());
+    headers.insert("Origin", "https://refused.example".parse().unwrap());
+    assert!(
+        tungstenite::client(request, stream).is_err(),
+        "on_origin refused it: lws hangs up at FILTER_PROTOCOL_CONNECTION"
+    );
+    // The next connection is served, and the refused one reached neither
+    // on_connect nor on_close: the first report is the new one's.
+    let mut ws = service.client("safe-echo");
+    match service.next() {
+        Report::Connected(..) => {}
+        Report::Closed(code, reason) => panic!("on_close for a refused handshake: {code} {reason}"),
+        _ => panic!("unexpected report"),
+    }
+    echo(&mut ws, Message::text("served"));
 }
