@@ -86,6 +86,10 @@ fn embed_service(includes: &str, root: &Path, vendored: bool) {
     } else {
         println!("cargo:rustc-link-arg-bin={bin}=-L{}", root.display());
         println!("cargo:rustc-link-arg-bin={bin}=-lwebsockets");
+        println!(
+            "cargo:rustc-link-arg-bin={bin}=-Wl,-rpath,{}",
+            root.display()
+        );
     }
     for lib in ["-lssl", "-lcrypto", "-lz", "-lpthread"] {
         println!("cargo:rustc-link-arg-bin={bin}={lib}");
