@@ -56,4 +56,42 @@ fn main() {
         }
         println!("cargo:rustc-env={var}={}", exe.display());
     }
+    embed_service(&includes, &root, vendored);
+}
+
+/// The C example service with Rust protocols (c/embed/): its `main` is C,
+/// linked into the `#![no_main]` binary src/bin/lws-c-embed-service.rs,
+/// which supplies the Rust protocols and, through lws-sys, the same lws.
+fn embed_service(includes: &str, root: &Path, vendored: bool) {
+    let mut build = cc::Build::new();
+    build
+        .file("c/embed/embed_service.c")
+        .flag("-std=gnu11")
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror")
+        .cargo_metadata(false);
+    for dir in env::split_paths(includes) {
+        build.include(dir);
+    }
+    let bin = "lws-c-embed-service";
+    for object in build.compile_intermediates() {
+        println!("cargo:rustc-link-arg-bin={bin}={}", object.display());
+    }
+    // The C object comes after the Rust crates on the link line: name lws
+    // and its libraries again for the symbols only the C side uses.
+    if vendored {
+        let lib = root.join("libwebsockets.a");
+        println!("cargo:rustc-link-arg-bin={bin}={}", lib.display());
+    } else {
+        println!("cargo:rustc-link-arg-bin={bin}=-L{}", root.display());
+        println!("cargo:rustc-link-arg-bin={bin}=-lwebsockets");
+        println!(
+            "cargo:rustc-link-arg-bin={bin}=-Wl,-rpath,{}",
+            root.display()
+        );
+    }
+    for lib in ["-lssl", "-lcrypto", "-lz", "-lpthread"] {
+        println!("cargo:rustc-link-arg-bin={bin}={lib}");
+    }
 }

@@ -340,7 +340,7 @@ pub(crate) unsafe fn listener_of<'a>(wsi: *mut sys::lws) -> Option<&'a ListenerS
     }
 }
 
-fn peer_address(wsi: *mut sys::lws) -> Option<String> {
+pub(crate) fn peer_address(wsi: *mut sys::lws) -> Option<String> {
     let mut buf = [0 as c_char; 128];
     // SAFETY: wsi is live; buf has room for the address and its NUL.
     let p = unsafe { sys::lws_get_peer_simple(wsi, buf.as_mut_ptr(), buf.len()) };
@@ -356,7 +356,7 @@ fn peer_address(wsi: *mut sys::lws) -> Option<String> {
 }
 
 /// The common name of the peer's TLS certificate, if it sent one.
-fn peer_cert_name(wsi: *mut sys::lws) -> Option<String> {
+pub(crate) fn peer_cert_name(wsi: *mut sys::lws) -> Option<String> {
     // SAFETY: wsi is live (callers are in its callbacks).
     if unsafe { sys::lws_is_ssl(wsi) } == 0 {
         return None;
@@ -390,7 +390,7 @@ fn peer_cert_name(wsi: *mut sys::lws) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
+pub(crate) fn on_established_server(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     // The slot was made when the upgrade was confirmed.
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return -1;
@@ -478,7 +478,7 @@ enum Rx {
     TooBig,
 }
 
-fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
+pub(crate) fn on_receive(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &[u8]) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return 0;
     };
@@ -763,7 +763,7 @@ fn write_through_extension(shared: &Shared, conn: &Connection, wsi: *mut sys::lw
     (!failed).then_some(wrote)
 }
 
-fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
+pub(crate) fn on_writeable(shared: &Rc<Shared>, wsi: *mut sys::lws) -> c_int {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return 0;
     };
@@ -840,7 +840,7 @@ fn is_valid_close_code(code: u16) -> bool {
 /// client's lws lets 1015 through, neither side checks codes from 5000 up),
 /// so we finish the job the same way. A 1-byte payload cannot carry a code:
 /// we fail the connection with 1002.
-fn on_peer_close(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &mut [u8]) -> c_int {
+pub(crate) fn on_peer_close(shared: &Rc<Shared>, wsi: *mut sys::lws, data: &mut [u8]) -> c_int {
     // SAFETY: wsi is live (we are in its callback).
     let lws_failed = unsafe { sys::lws_get_close_length(wsi) } > 0;
     let failed = with_slot_of(shared, wsi, |s| {
@@ -904,7 +904,7 @@ fn close_sent_by_lws(wsi: *mut sys::lws) -> Option<(CloseCode, String)> {
     ))
 }
 
-fn on_closed(shared: &Rc<Shared>, wsi: *mut sys::lws) {
+pub(crate) fn on_closed(shared: &Rc<Shared>, wsi: *mut sys::lws) {
     let Some((conn, handler)) = conn_of(shared, wsi) else {
         return;
     };
@@ -978,7 +978,7 @@ unsafe fn append_client_headers(
 ///
 /// # Safety
 /// `args` must be the lws_process_html_args lws passes with ADD_HEADERS.
-unsafe fn add_response_headers(
+pub(crate) unsafe fn add_response_headers(
     shared: &Rc<Shared>,
     wsi: *mut sys::lws,
     args: *mut sys::lws_process_html_args,

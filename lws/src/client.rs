@@ -213,6 +213,7 @@ impl Context {
     /// # Ok::<(), lws::Error>(())
     /// ```
     pub fn connect(&self, options: ConnectOptions, handler: impl Handler) -> Result<Connection> {
+        self.live_raw()?; // refuses a C-owned context (crate::embed)
         let target = parse_url(&options.url)?;
         if target.tls && !self.shared().ssl_init {
             return Err(Error::InvalidOption(

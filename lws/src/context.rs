@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     /// Server connections still reading their request, with deadlines
     /// (crate::limits).
     pub(crate) handshakes: RefCell<crate::limits::Handshakes>,
+    /// The lws context is a C service's, not ours (crate::embed): no loop
+    /// of ours drives it, so listen/connect/adopt are refused.
+    pub(crate) embedded: bool,
 }
 
 impl Shared {
@@ -95,6 +98,45 @@ impl Shared {
         let user = unsafe { sys::lws_context_user(cx) } as *const Shared;
         // SAFETY: as above; null only for contexts not created by us.
         unsafe { user.as_ref() }
+    }
+
+    /// Fresh state for one lws context (ours, or a C service's when
+    /// `embedded`).
+    pub(crate) fn new(
+        registry: Registry,
+        token_base: usize,
+        ssl_init: bool,
+        embedded: bool,
+    ) -> Result<Rc<Shared>> {
+        Ok(Rc::new(Shared {
+            raw: Cell::new(std::ptr::null_mut()),
+            watches: RefCell::new(Watches::new(registry.try_clone()?, token_base)),
+            reactor: RefCell::new(Reactor::new(registry, token_base)),
+            conns: RefCell::new(Slab::new()),
+            ids: RefCell::new(HashMap::new()),
+            next_id: Cell::new(0),
+            deferred: RefCell::new(VecDeque::new()),
+            in_connect: Cell::new(false),
+            listeners: RefCell::new(Vec::new()),
+            listen_fds: RefCell::new(Vec::new()),
+            client_vhosts: RefCell::new(HashMap::new()),
+            adopt_vhost: Cell::new(std::ptr::null_mut()),
+            adopting: Cell::new(None),
+            ssl_init,
+            kept: RefCell::new(Vec::new()),
+            kept_extensions: RefCell::new(Vec::new()),
+            http_pending: RefCell::new(Vec::new()),
+            remote: Arc::new(Remote::new()),
+            stop: Cell::new(false),
+            timers: RefCell::new(Timers::default()),
+            keepalive_sweep: Cell::new(None),
+            turn_started: Cell::new(std::time::Instant::now()),
+            tx_batch: Cell::new(Vec::new()),
+            spare: Default::default(),
+            mask_keys: Default::default(),
+            handshakes: RefCell::new(crate::limits::Handshakes::default()),
+            embedded,
+        }))
     }
 
     /// Keeps `s` alive as long as the context (lws holds a pointer to it).
@@ -165,7 +207,7 @@ impl Shared {
             .push_back((handler.clone(), conn.clone(), Box::new(f)));
     }
 
-    fn run_deferred(&self) {
+    pub(crate) fn run_deferred(&self) {
         loop {
             let next = self.deferred.borrow_mut().pop_front();
             let Some((handler, conn, f)) = next else {
@@ -385,34 +427,7 @@ impl Context {
 
     fn create(registry: Registry, options: &ContextOptions) -> Result<Context> {
         let max_header_size = crate::limits::header_size(options.max_header_size)?;
-        let shared = Rc::new(Shared {
-            raw: Cell::new(std::ptr::null_mut()),
-            watches: RefCell::new(Watches::new(registry.try_clone()?, options.token_base)),
-            reactor: RefCell::new(Reactor::new(registry, options.token_base)),
-            conns: RefCell::new(Slab::new()),
-            ids: RefCell::new(HashMap::new()),
-            next_id: Cell::new(0),
-            deferred: RefCell::new(VecDeque::new()),
-            in_connect: Cell::new(false),
-            listeners: RefCell::new(Vec::new()),
-            listen_fds: RefCell::new(Vec::new()),
-            client_vhosts: RefCell::new(HashMap::new()),
-            adopt_vhost: Cell::new(std::ptr::null_mut()),
-            adopting: Cell::new(None),
-            ssl_init: options.ssl_init,
-            kept: RefCell::new(Vec::new()),
-            kept_extensions: RefCell::new(Vec::new()),
-            http_pending: RefCell::new(Vec::new()),
-            remote: Arc::new(Remote::new()),
-            stop: Cell::new(false),
-            timers: RefCell::new(Timers::default()),
-            keepalive_sweep: Cell::new(None),
-            turn_started: Cell::new(std::time::Instant::now()),
-            tx_batch: Cell::new(Vec::new()),
-            spare: Default::default(),
-            mask_keys: Default::default(),
-            handshakes: RefCell::new(crate::limits::Handshakes::default()),
-        });
+        let shared = Shared::new(registry, options.token_base, options.ssl_init, false)?;
         crate::logging::init();
         let mut opts = sys::LWS_SERVER_OPTION_EXPLICIT_VHOSTS as u64;
         if options.ssl_init {
@@ -554,6 +569,11 @@ impl Context {
 
     /// The lws context, or ContextGone once the owner dropped it.
     pub(crate) fn live_raw(&self) -> Result<*mut sys::lws_context> {
+        if self.shared.embedded {
+            return Err(Error::InvalidOption(
+                "a C-owned lws context (lws::embed) takes no listeners, clients or adopted sockets from Rust".into(),
+            ));
+        }
         let raw = self.raw();
         if raw.is_null() {
             Err(Error::ContextGone)
@@ -666,7 +686,7 @@ impl Context {
         self.shared.run_deferred();
     }
 
-    fn run_command(&self, command: Command) {
+    pub(crate) fn run_command(&self, command: Command) {
         match command {
             Command::Send(id, message) => {
                 if let Some(conn) = self.connection(id) {

@@ -643,6 +643,7 @@ impl Context {
         options: AdoptOptions,
         handler: impl Handler,
     ) -> Result<Connection> {
+        self.live_raw()?; // refuses a C-owned context (crate::embed)
         let headers = header_cstrings(&options.headers)?;
         let vh = self.adopt_vhost()?;
         let shared = self.shared();
