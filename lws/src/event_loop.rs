@@ -23,6 +23,10 @@ const READ: u8 = 1;
 const WRITE: u8 = 2;
 const HUP: u8 = 4;
 const ERR: u8 = 8;
+/// The peer shut down its writing side (EPOLLRDHUP): what it sent before is
+/// still to be read, then read() returns 0. Sticky, so READ stays ready
+/// until lws reads that 0 (the kernel sends no new edge for it).
+const PEER_DONE: u8 = 16;
 
 #[derive(Clone, Copy)]
 struct FdSlot {
@@ -33,7 +37,8 @@ struct FdSlot {
     registered: bool,
     /// What lws wants (READ | WRITE).
     want: u8,
-    /// What mio said and we have not seen consumed (READ | WRITE | HUP | ERR).
+    /// What mio said and we have not seen consumed (READ | WRITE | HUP | ERR
+    /// | PEER_DONE).
     ready: u8,
     /// Already in the ready list.
     queued: bool,
@@ -208,7 +213,16 @@ impl Reactor {
         if event.is_writable() {
             slot.ready |= WRITE;
         }
-        if event.is_read_closed() || event.is_write_closed() {
+        // poll(2)'s meaning, which lws expects: a peer's half-close is
+        // POLLIN (its data, then EOF), POLLHUP only when both directions are
+        // gone. Passing POLLHUP for a half-close made lws close at once
+        // without reading what was sent before the FIN (a request and
+        // shutdown(SHUT_WR) in one go got no answer; found by fuzz/).
+        if event.is_read_closed() && event.is_write_closed() {
+            slot.ready |= HUP;
+        } else if event.is_read_closed() {
+            slot.ready |= READ | PEER_DONE;
+        } else if event.is_write_closed() {
             slot.ready |= HUP;
         }
         if event.is_error() {
@@ -267,7 +281,7 @@ impl Reactor {
             return; // closed (and maybe reused) during service
         }
         let mut ready = slot.ready;
-        if revents & libc::POLLIN != 0 && ready & HUP == 0 && !kernel_has_bytes(fd) {
+        if revents & libc::POLLIN != 0 && ready & (HUP | PEER_DONE) == 0 && !kernel_has_bytes(fd) {
             ready &= !READ;
         }
         // SAFETY: the slot is registered with the same generation, so its wsi

@@ -113,7 +113,9 @@ fn wsi_tag_key(wsi: *mut sys::lws) -> Option<TagKey> {
 /// Notes that `wsi` is our connection `id`, so lws's lines about it name it.
 pub(crate) fn bind(wsi: *mut sys::lws, id: u64) {
     let Some(key) = wsi_tag_key(wsi) else { return };
-    CONN_IDS.with(|ids| {
+    // try_with: a context dropped by a thread-local destructor may run after
+    // this thread's map is gone (then there is nothing to name anyway).
+    let _ = CONN_IDS.try_with(|ids| {
         let mut ids = ids.borrow_mut();
         match ids.get(&key) {
             Some(Some(known)) if *known != id => {
@@ -130,7 +132,9 @@ pub(crate) fn bind(wsi: *mut sys::lws, id: u64) {
 /// Forgets `wsi` (lws is freeing it).
 pub(crate) fn unbind(wsi: *mut sys::lws) {
     let Some(key) = wsi_tag_key(wsi) else { return };
-    CONN_IDS.with(|ids| ids.borrow_mut().remove(&key));
+    // try_with, as in bind: lws frees the wsi of a context dropped during
+    // thread-local destruction, possibly after the map.
+    let _ = CONN_IDS.try_with(|ids| ids.borrow_mut().remove(&key));
 }
 
 /// `line` without lws's `[timestamp] L: ` prefix.
