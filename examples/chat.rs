@@ -92,7 +92,6 @@ fn main() -> ExitCode {
         })
         .on_handshake(|conn, request| {
             if let Some(xff) = request.get("x-forwarded-for") {
-                eprintln!("chat: conn {} is forwarded for {xff}", conn.id());
                 let _ = conn.set_data(Forwarded(xff.to_owned()));
             }
             if request

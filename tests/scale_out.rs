@@ -68,17 +68,22 @@ fn joined_on(line: &str) -> String {
     rest.split('/').next().unwrap().to_owned()
 }
 
-#[test]
-fn three_chat_processes_behind_nginx_share_one_chat_through_redis() {
-    let _wd = util::watchdog("scale out", 120);
-    let programs = match deploy::Programs::find() {
-        Ok(p) => p,
+/// The programs, or None when the test should skip (never under CI=true).
+fn programs() -> Option<deploy::Programs> {
+    match deploy::Programs::find() {
+        Ok(p) => Some(p),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{e}"),
         Err(e) => {
             eprintln!("SKIPPED scale_out: {e}");
-            return;
+            None
         }
-    };
+    }
+}
+
+#[test]
+fn three_chat_processes_behind_nginx_share_one_chat_through_redis() {
+    let _wd = util::watchdog("scale out", 120);
+    let Some(programs) = programs() else { return };
     let mut d = deploy::Deployment::start(&programs, &chat_exe(), 3, limit())
         .unwrap_or_else(|e| panic!("deployment: {e}"));
     let url = d.url();
@@ -86,12 +91,19 @@ fn three_chat_processes_behind_nginx_share_one_chat_through_redis() {
     let page = deploy::http_get(d.nginx_port, "/").expect("GET / through nginx");
     assert!(page.contains("<title>lws-rs chat</title>"), "{page}");
 
-    // One at a time, so each client's first line is its own join; the
-    // earlier ones hear it too (it went through Redis to every process).
+    // One at a time, so the first join a client has not seen before is its
+    // own; the earlier ones hear it too (it went through Redis to every
+    // process). An earlier join may still reach a new client first: each
+    // process hands Redis's lines to its clients when it gets to them.
     let mut clients: Vec<(Ws, String)> = Vec::new();
+    let mut joins: Vec<String> = Vec::new();
     for i in 0..3 {
         let mut ws = connect(&url);
-        let line = next_text(&mut ws, "new client");
+        let line = (0..5)
+            .map(|_| next_text(&mut ws, "new client"))
+            .find(|l| !joins.contains(l))
+            .expect("its own join line");
+        joins.push(line.clone());
         let server = joined_on(&line);
         for (other, _) in &mut clients {
             assert_eq!(
@@ -180,4 +192,32 @@ fn three_chat_processes_behind_nginx_share_one_chat_through_redis() {
             "{server} hears the reconnected client"
         );
     }
+}
+
+/// examples/scale_out's bench, tiny: every line reaches every client in
+/// all three set-ups (it exits 1 on a lost line) and it prints one result
+/// line for each. The figures themselves are for docs/SCALING.md.
+#[test]
+fn the_scale_out_bench_runs_all_three_set_ups() {
+    let _wd = util::watchdog("scale out bench", 120);
+    if programs().is_none() {
+        return;
+    }
+    let exe = chat_exe().with_file_name("scale_out");
+    let out = std::process::Command::new(&exe)
+        .args(["--bench", "--clients", "4", "--messages", "50"])
+        .output()
+        .unwrap_or_else(|e| panic!("run {exe:?} (cargo test builds it): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = stdout
+        .lines()
+        .filter(|l| l.contains(" deliveries/s "))
+        .count();
+    assert_eq!(results, 3, "{stdout}");
 }

@@ -73,22 +73,66 @@ pub struct Deployment {
 }
 
 /// A port that was free a moment ago (for programs that cannot report
-/// the port they picked; the race with other programs is accepted).
+/// the port they picked). Never the same one twice in this process, so
+/// deployments of tests running side by side cannot pick each other's;
+/// another process taking it first is caught by [`wait_ready`].
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
-/// Waits (at most `limit`) until something accepts on 127.0.0.1:`port`.
-fn wait_listening(port: u16, limit: Duration, what: &str) -> Result<(), String> {
+/// Waits (at most `limit`) until `child` wrote `pidfile` (redis-server and
+/// nginx both write it after binding their port, so it shows the port is
+/// theirs, not another program's) and accepts on 127.0.0.1:`port`. Err
+/// if it exits first (e.g. the port was taken) or takes too long.
+fn wait_ready(
+    child: &mut Child,
+    pidfile: &Path,
+    port: u16,
+    limit: Duration,
+    what: &str,
+) -> Result<(), String> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited at start ({status})"));
+        }
+        if pidfile.exists() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(format!("{what} not listening on {port} after {limit:?}"))
+}
+
+/// `cmd` with SIGINT and SIGTERM unblocked in the child: a parent that
+/// blocked them for its signal thread (examples/scale_out) passes its mask
+/// on through exec, and redis-server would then ignore our SIGTERM.
+fn signals_unblocked(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls async-signal-safe functions (sigemptyset, sigaddset,
+    // sigprocmask) on a local set; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            if libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Sends SIGTERM to `child` and waits up to `limit` for it, then SIGKILL.
@@ -127,27 +171,42 @@ impl Deployment {
         let mut d = Deployment {
             chats: Vec::new(),
             nginx_port: 0,
-            redis_port: free_port(),
+            redis_port: 0,
             redis: None,
             nginx: None,
             dir,
         };
-        let redis = Command::new(&programs.redis)
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(d.redis_port.to_string())
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--loglevel", "warning", "--dir"])
-            .arg(&d.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start {:?}: {e}", programs.redis))?;
-        d.redis = Some(redis);
-        wait_listening(d.redis_port, limit, "redis-server")?;
+        // A few tries: a port another program took meanwhile makes the
+        // child exit, and the next free port is tried.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            d.redis_port = free_port();
+            let pidfile = d.dir.join("redis.pid");
+            let mut redis = signals_unblocked(&mut Command::new(&programs.redis))
+                .args(["--bind", "127.0.0.1", "--port"])
+                .arg(d.redis_port.to_string())
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--loglevel", "warning", "--pidfile"])
+                .arg(&pidfile)
+                .arg("--dir")
+                .arg(&d.dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("start {:?}: {e}", programs.redis))?;
+            let ready = wait_ready(&mut redis, &pidfile, d.redis_port, limit, "redis-server");
+            d.redis = Some(redis);
+            match ready {
+                Ok(()) => break,
+                Err(e) if tries >= 3 => return Err(e),
+                Err(_) => stop(d.redis.as_mut().expect("just set"), limit),
+            }
+        }
 
         let url = format!("redis://127.0.0.1:{}/", d.redis_port);
         for i in 1..=n {
             let name = format!("s{i}");
-            let mut child = Command::new(chat_exe)
+            let mut child = signals_unblocked(&mut Command::new(chat_exe))
                 .args(["--port", "0", "--redis", &url, "--name", &name])
                 .stdout(Stdio::piped())
                 .spawn()
@@ -163,7 +222,6 @@ impl Deployment {
             d.chats.last_mut().expect("just pushed").port = port;
         }
 
-        d.nginx_port = free_port();
         let upstreams: String = d
             .chats
             .iter()
@@ -177,28 +235,41 @@ impl Deployment {
         } else {
             ""
         };
-        let conf = NGINX_CONF
-            .replace("@USER@", user)
-            .replace("@PREFIX@", d.dir.to_str().ok_or("temp dir is not UTF-8")?)
-            .replace("@LISTEN@", &format!("127.0.0.1:{}", d.nginx_port))
-            .replace("@UPSTREAMS@", upstreams.trim_end());
-        let conf_path = d.dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).map_err(|e| format!("{conf_path:?}: {e}"))?;
-        let nginx = Command::new(&programs.nginx)
-            .arg("-p")
-            .arg(&d.dir)
-            .arg("-e")
-            .arg(d.dir.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"])
-            .spawn()
-            .map_err(|e| format!("start {:?}: {e}", programs.nginx))?;
-        d.nginx = Some(nginx);
-        wait_listening(d.nginx_port, limit, "nginx").map_err(|e| {
-            let log = std::fs::read_to_string(d.dir.join("error.log")).unwrap_or_default();
-            format!("{e}; nginx error.log:\n{log}")
-        })?;
+        let prefix = d.dir.to_str().ok_or("temp dir is not UTF-8")?.to_owned();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            d.nginx_port = free_port();
+            let conf = NGINX_CONF
+                .replace("@USER@", user)
+                .replace("@PREFIX@", &prefix)
+                .replace("@LISTEN@", &format!("127.0.0.1:{}", d.nginx_port))
+                .replace("@UPSTREAMS@", upstreams.trim_end());
+            let conf_path = d.dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).map_err(|e| format!("{conf_path:?}: {e}"))?;
+            let pidfile = d.dir.join("nginx.pid");
+            let _ = std::fs::remove_file(&pidfile);
+            let mut nginx = signals_unblocked(&mut Command::new(&programs.nginx))
+                .arg("-p")
+                .arg(&d.dir)
+                .arg("-e")
+                .arg(d.dir.join("error.log"))
+                .arg("-c")
+                .arg(&conf_path)
+                .args(["-g", "daemon off;"])
+                .spawn()
+                .map_err(|e| format!("start {:?}: {e}", programs.nginx))?;
+            let ready = wait_ready(&mut nginx, &pidfile, d.nginx_port, limit, "nginx");
+            d.nginx = Some(nginx);
+            match ready {
+                Ok(()) => break,
+                Err(e) if tries >= 3 => {
+                    let log = std::fs::read_to_string(d.dir.join("error.log")).unwrap_or_default();
+                    return Err(format!("{e}; nginx error.log:\n{log}"));
+                }
+                Err(_) => stop(d.nginx.as_mut().expect("just set"), limit),
+            }
+        }
         Ok(d)
     }
 
