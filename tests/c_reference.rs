@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use tungstenite::Message;
 
@@ -17,16 +16,7 @@ fn start(args: &[&str]) -> (Child, u16) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the C echo server");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .trim()
-        .strip_prefix("listening on ws://127.0.0.1:")
-        .and_then(|r| r.strip_suffix('/'))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("first line {first:?}"));
+    let port = util::listening_port(&mut child, "ws").unwrap_or_else(|e| panic!("{e}"));
     (child, port)
 }
 

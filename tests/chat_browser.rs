@@ -12,7 +12,7 @@
 mod util;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
+
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -113,21 +113,14 @@ fn start_chat() -> (Reaper, u16) {
         .process_group(0)
         .spawn()
         .expect("start examples/chat (cargo test builds it)");
-    let mut first = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let read = stdout.read_line(&mut first);
+    let port = util::listening_port(&mut child, "http");
+    // Made before the port is checked, so a bad start still ends the child.
     let reaper = Reaper {
         child,
         name: "chat example",
         dir: None,
     };
-    read.expect("chat's first line");
-    let port = first
-        .trim()
-        .strip_prefix("listening on http://127.0.0.1:")
-        .and_then(|r| r.strip_suffix('/'))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("chat's first line {first:?}"));
+    let port = port.unwrap_or_else(|e| panic!("chat example: {e}"));
     (reaper, port)
 }
 

@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use tungstenite::Message as WsMessage;
@@ -33,15 +33,7 @@ fn the_chat_example_serves_its_page_and_relays_messages() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start examples/chat (cargo test builds it)");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let port: u16 = first
-        .trim()
-        .strip_prefix("listening on http://127.0.0.1:")
-        .and_then(|r| r.strip_suffix('/'))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("first line {first:?}"));
+    let port = util::listening_port(&mut child, "http").unwrap_or_else(|e| panic!("{e}"));
 
     let mut http = TcpStream::connect(("127.0.0.1", port)).unwrap();
     http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -5,7 +5,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,16 +21,7 @@ fn start() -> (Child, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the C embed service");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .trim()
-        .strip_prefix("listening on ws://127.0.0.1:")
-        .and_then(|r| r.strip_suffix('/'))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("first line {first:?}"));
+    let port = util::listening_port(&mut child, "ws").unwrap_or_else(|e| panic!("{e}"));
     (child, port)
 }
 

@@ -260,3 +260,21 @@ pub fn missing_tool(test: &str, what: &str) {
         "\n*** SKIPPED {test}: {what}; run scripts/setup-interop.sh ***\n"
     );
 }
+
+/// The port in a child's first stdout line, `listening on
+/// SCHEME://127.0.0.1:PORT/` (what our examples and the C programs print
+/// once they listen); Err with the line when it is not that.
+pub fn listening_port(child: &mut std::process::Child, scheme: &str) -> Result<u16, String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().ok_or("stdout is not piped")?;
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| format!("reading the first line: {e}"))?;
+    first
+        .trim()
+        .strip_prefix(&format!("listening on {scheme}://127.0.0.1:"))
+        .and_then(|r| r.strip_suffix('/'))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("first line {first:?}"))
+}
