@@ -63,6 +63,58 @@ pub(crate) unsafe extern "C" fn protocol_callback(
     })
 }
 
+/// The `len` bytes lws passed at `input` to a callback; empty when it
+/// passed none (null or 0).
+///
+/// # Safety
+/// A non-null `input` must point to `len` readable bytes that stay valid
+/// for `'a` (for lws: the callback's duration).
+pub(crate) unsafe fn input_bytes<'a>(input: *const c_void, len: usize) -> &'a [u8] {
+    if input.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's promise.
+        unsafe { std::slice::from_raw_parts(input as *const u8, len) }
+    }
+}
+
+/// What one of our `lws_protocols` entries keeps at `user`: a `T`, for
+/// the entry `wsi` is bound to when that entry's callback is `ours`. lws
+/// also calls a vhost's first protocol about wsis bound to other (C)
+/// protocols (WSI_DESTROY, HTTP): their entry and `user` are not ours, and
+/// this is None.
+///
+/// # Safety
+/// `wsi` is the one lws passed to the running callback, and every entry
+/// whose callback is `ours` keeps at `user` a `T` that outlives the call.
+pub(crate) unsafe fn entry_state<'a, T>(wsi: *mut sys::lws, ours: usize) -> Option<&'a T> {
+    // SAFETY: wsi is live, or lws's fake wsi for vhost-wide reasons whose
+    // protocol is the entry being called; a non-null entry pointer is
+    // lws's, valid for the call.
+    let entry = unsafe { sys::lws_get_protocol(wsi).as_ref() }?;
+    if entry.callback.map(|f| f as usize) != Some(ours) {
+        return None;
+    }
+    // SAFETY: the caller's promise for entries with our callback.
+    unsafe { (entry.user as *const T).as_ref() }
+}
+
+/// Whether a callback of an entry made on thread `owner` comes from
+/// another thread (then logged, to be refused: its state is not `Send`).
+pub(crate) fn off_its_thread(
+    owner: std::thread::ThreadId,
+    what: &str,
+    name: &std::ffi::CStr,
+) -> bool {
+    let off = std::thread::current().id() != owner;
+    if off {
+        log::error!(
+            "{what} {name:?}: called from another thread than the one that made it; refused"
+        );
+    }
+    off
+}
+
 /// The slab key of the connection `wsi` is, if it is one of ours. lws
 /// keeps key + 1 as the wsi's opaque user data (0 = none); the slot must
 /// still belong to this wsi (a client's is set just after connecting).
@@ -156,14 +208,9 @@ unsafe fn dispatch(
         Rc::increment_strong_count(ptr);
         Rc::from_raw(ptr)
     };
-    let bytes = || -> &[u8] {
-        if input.is_null() || len == 0 {
-            &[]
-        } else {
-            // SAFETY: for the reasons that carry data, lws passes len bytes.
-            unsafe { std::slice::from_raw_parts(input as *const u8, len) }
-        }
-    };
+    // SAFETY: for the reasons that carry data, lws passes len bytes at
+    // input, valid during this callback; the others pass null or 0.
+    let bytes = || unsafe { input_bytes(input, len) };
 
     match reason {
         sys::LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION => {

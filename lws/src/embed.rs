@@ -215,28 +215,15 @@ unsafe extern "C" fn embedded_callback(
     len: usize,
 ) -> c_int {
     crate::panic::guard("an embedded protocol's callback", -1, || {
-        // SAFETY: wsi is live (or lws's fake wsi for vhost-wide reasons,
-        // whose protocol is the entry being called).
-        let protocol = unsafe { sys::lws_get_protocol(wsi) };
-        // lws also calls the vhost's first protocol about wsis bound to
-        // other (C) protocols (WSI_DESTROY, HTTP): their `user` is not ours.
-        // SAFETY: a non-null protocol pointer is lws's, valid for the call.
-        let ours = unsafe { protocol.as_ref() }.filter(|p| {
-            p.callback.map(|f| f as usize) == Some(embedded_callback as *const () as usize)
-        });
-        // SAFETY: an entry with our callback was made by EmbeddedProtocol:
-        // `user` is its boxed EmbedState, alive while any context uses the
-        // entry (EmbeddedProtocol docs).
-        let state = ours.and_then(|p| unsafe { (p.user as *const EmbedState).as_ref() });
-        let Some(state) = state else {
+        // SAFETY: lws's wsi for this callback; an entry with our callback
+        // was made by EmbeddedProtocol: `user` is its boxed EmbedState,
+        // alive while any context uses the entry (EmbeddedProtocol docs).
+        let ours = embedded_callback as *const () as usize;
+        let Some(state) = (unsafe { callback::entry_state::<EmbedState>(wsi, ours) }) else {
             // SAFETY: forwarding lws's own arguments to its default handler.
             return unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) };
         };
-        if std::thread::current().id() != state.thread {
-            log::error!(
-                "embedded protocol {:?}: called from another thread than the one that made it; refused",
-                state.name
-            );
+        if callback::off_its_thread(state.thread, "embedded protocol", &state.name) {
             return -1;
         }
         // SAFETY: lws's arguments for this reason, on its loop thread.
@@ -259,14 +246,9 @@ unsafe fn dispatch(
     len: usize,
 ) -> c_int {
     let shared = &state.shared;
-    let bytes = || -> &[u8] {
-        if input.is_null() || len == 0 {
-            &[]
-        } else {
-            // SAFETY: for the reasons that carry data, lws passes len bytes.
-            unsafe { std::slice::from_raw_parts(input as *const u8, len) }
-        }
-    };
+    // SAFETY: for the reasons that carry data, lws passes len bytes at
+    // input, valid during this callback; the others pass null or 0.
+    let bytes = || unsafe { callback::input_bytes(input, len) };
     match reason {
         sys::LWS_CALLBACK_PROTOCOL_INIT => {
             // SAFETY: lws passes a wsi carrying the context for this reason.

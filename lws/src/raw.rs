@@ -256,12 +256,12 @@ impl<'a> Args<'a> {
                 | Reason::HttpBody
                 | Reason::WsPeerInitiatedClose
         );
-        if !carries || self.input.is_null() || self.len == 0 {
+        if !carries {
             return &[];
         }
         // SAFETY: for these reasons lws passes `len` bytes at `in`, valid
         // for the callback ('a).
-        unsafe { std::slice::from_raw_parts(self.input as *const u8, self.len) }
+        unsafe { crate::callback::input_bytes(self.input, self.len) }
     }
 
     /// The peer's close code and reason (`WS_PEER_INITIATED_CLOSE`); None
@@ -544,11 +544,6 @@ impl RawProtocol {
     }
 }
 
-/// Is `p` an entry made by [`RawProtocol`]?
-fn is_raw_entry(p: &sys::lws_protocols) -> bool {
-    p.callback.map(|f| f as usize) == Some(raw_callback as *const () as usize)
-}
-
 unsafe extern "C" fn raw_callback(
     wsi: *mut sys::lws,
     reason: sys::lws_callback_reasons,
@@ -557,25 +552,15 @@ unsafe extern "C" fn raw_callback(
     len: usize,
 ) -> c_int {
     crate::panic::guard("a raw protocol's callback", -1, || {
-        // SAFETY: wsi is live, or lws's fake wsi whose protocol is the
-        // entry being called (vhost-wide reasons).
-        let protocol = unsafe { sys::lws_get_protocol(wsi).as_ref() };
-        // lws tells the vhost's first protocol about other protocols' wsis
-        // too (WSI_DESTROY): then neither `user` nor the entry is ours.
-        let Some(protocol) = protocol.filter(|p| is_raw_entry(p)) else {
+        // SAFETY: lws's wsi for this callback; an entry with our callback
+        // was made by RawProtocol: its user is the boxed RawState, alive
+        // while contexts use the entry.
+        let ours = raw_callback as *const () as usize;
+        let Some(state) = (unsafe { crate::callback::entry_state::<RawState>(wsi, ours) }) else {
             // SAFETY: forwarding lws's own arguments to its default handler.
             return unsafe { sys::lws_callback_http_dummy(wsi, reason, user, input, len) };
         };
-        // SAFETY: an entry with our callback was made by RawProtocol; its
-        // user is the boxed RawState, alive while contexts use the entry.
-        let Some(state) = (unsafe { (protocol.user as *const RawState).as_ref() }) else {
-            return -1;
-        };
-        if std::thread::current().id() != state.thread {
-            log::error!(
-                "raw protocol {:?}: called from another thread than the one that made it; refused",
-                state.name
-            );
+        if crate::callback::off_its_thread(state.thread, "raw protocol", &state.name) {
             return -1;
         }
         let reason = Reason::from_raw(reason);
