@@ -35,16 +35,7 @@ const OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// `size` bytes of compressible ASCII text, different per seed.
 fn text(seed: usize, size: usize) -> String {
-    let mut s = String::with_capacity(size + 80);
-    let mut line = 0;
-    while s.len() < size {
-        s.push_str(&format!(
-            "{seed} line {line}: the quick brown fox jumps over the lazy dog\n"
-        ));
-        line += 1;
-    }
-    s.truncate(size);
-    s
+    util::compressible_text(seed, size)
 }
 
 /// `size` incompressible bytes (xorshift), different per seed.

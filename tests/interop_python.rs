@@ -25,16 +25,7 @@ const SIZES: &[usize] = &[0, 1, 125, 126, 65535, 65536, 1 << 20];
 
 /// peer.py's `text_payload`: compressible ASCII lines, cut to `size`.
 fn text_payload(seed: usize, size: usize) -> String {
-    let mut s = String::with_capacity(size + 80);
-    let mut line = 0;
-    while s.len() < size {
-        s.push_str(&format!(
-            "{seed} line {line}: the quick brown fox jumps over the lazy dog\n"
-        ));
-        line += 1;
-    }
-    s.truncate(size);
-    s
+    util::compressible_text(seed, size)
 }
 
 /// peer.py's `binary_payload`: every byte value, period 256.

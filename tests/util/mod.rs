@@ -278,3 +278,18 @@ pub fn listening_port(child: &mut std::process::Child, scheme: &str) -> Result<u
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| format!("first line {first:?}"))
 }
+
+/// `size` bytes of compressible ASCII text, different per seed: numbered
+/// lines of one sentence (tests/interop/peer.py makes the same).
+pub fn compressible_text(seed: usize, size: usize) -> String {
+    let mut s = String::with_capacity(size + 80);
+    let mut line = 0;
+    while s.len() < size {
+        s.push_str(&format!(
+            "{seed} line {line}: the quick brown fox jumps over the lazy dog\n"
+        ));
+        line += 1;
+    }
+    s.truncate(size);
+    s
+}
