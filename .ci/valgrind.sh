@@ -19,13 +19,7 @@ mkdir -p "$log_dir"
 #   lws-sys bindings_current: runs bindgen's libclang over lws's headers to
 #   compare with the committed bindings; none of our code runs, and under
 #   valgrind it took 628 s of the step. The plain test step runs it.
-#   deflate_fail_then_eof: an OPEN lws bug (issue 8): on a deflate listener,
-#   the rx-extension drain of a compressed frame cut short makes zlib's
-#   inflate read out of bounds (lws_extension_callback_pm_deflate,
-#   extension-permessage-deflate.c:312, from rops_handle_POLLIN_ws's drain).
-#   Valgrind reports it on this test's input; to be fixed in lws, then
-#   this skip goes.
-SKIP=" lws-rs:soak lws-sys:bindings_current lws-rs:deflate_fail_then_eof "
+SKIP=" lws-rs:soak lws-sys:bindings_current "
 
 # Build everything once; list each test executable with its package dir.
 list=$log_dir/targets

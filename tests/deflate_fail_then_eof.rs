@@ -11,6 +11,11 @@
 //! that time `poll_timeout()` said zero, so the loop spun
 //! (vendor/patches/lws-rs-rx-drain-ends-at-close.patch).
 //!
+//! Under valgrind it also shows that lws's inflate drain reads only memory
+//! it owns: these inputs arrive with the upgrade request, so lws holds
+//! their frames in a buflist segment it frees before the drain
+//! (vendor/patches/lws-rs-inflate-owns-pending-input.patch).
+//!
 //! No clock is asserted: the loop is driven here, in turns of at most
 //! 100 ms, and the connection must be gone within a bounded number of
 //! turns. A spinning loop uses them up in milliseconds; a sleeping one
