@@ -42,6 +42,9 @@ struct FdSlot {
     ready: u8,
     /// Already in the ready list.
     queued: bool,
+    /// The POLLIN being offered had nothing behind it but the peer's EOF
+    /// (PEER_DONE, no bytes in the kernel): see `after_service`.
+    eof_only: bool,
 }
 
 impl Default for FdSlot {
@@ -53,6 +56,7 @@ impl Default for FdSlot {
             want: 0,
             ready: 0,
             queued: false,
+            eof_only: false,
         }
     }
 }
@@ -123,6 +127,7 @@ impl Reactor {
             want: READ,
             ready: 0,
             queued: false,
+            eof_only: false,
         };
         0
     }
@@ -186,6 +191,10 @@ impl Reactor {
         }
         if flags & sys::LWS_EV_START != 0 {
             slot.want |= bits;
+            if bits & READ != 0 && slot.ready & PEER_DONE != 0 {
+                // Reading again (a resume): the parked EOF is worth offering.
+                slot.ready |= READ;
+            }
         } else if flags & sys::LWS_EV_STOP != 0 {
             slot.want &= !bits;
         }
@@ -228,6 +237,12 @@ impl Reactor {
         if event.is_error() {
             slot.ready |= ERR;
         }
+        if slot.ready & PEER_DONE != 0 {
+            // Any news on the socket (room to write, mostly) may be what
+            // lws waited for before it ends the connection: offer the EOF
+            // again.
+            slot.ready |= READ;
+        }
         self.enqueue_if_serviceable(fd);
     }
 
@@ -253,14 +268,17 @@ impl Reactor {
     /// The poll revents to service `fd` with now, and its generation; None
     /// when there is nothing to do.
     pub(crate) fn service_plan(&mut self, fd: RawFd) -> Option<(i16, u32)> {
-        let slot = *self.slot(fd);
+        let slot = self.slot(fd);
         if !slot.registered {
             return None;
         }
         let mut revents = 0i16;
+        slot.eof_only = false;
         if slot.want & slot.ready & READ != 0 {
             revents |= libc::POLLIN;
+            slot.eof_only = slot.ready & (PEER_DONE | HUP) == PEER_DONE && !kernel_has_bytes(fd);
         }
+        let slot = *slot;
         if slot.want & slot.ready & WRITE != 0 {
             revents |= libc::POLLOUT;
         }
@@ -283,6 +301,18 @@ impl Reactor {
         let mut ready = slot.ready;
         if revents & libc::POLLIN != 0 && ready & (HUP | PEER_DONE) == 0 && !kernel_has_bytes(fd) {
             ready &= !READ;
+        }
+        if revents & libc::POLLIN != 0 && revents & libc::POLLOUT == 0 && slot.eof_only {
+            // lws was offered only the EOF and the connection lives on:
+            // lws read it and lingers (flushing what it still has to send
+            // to a peer that stopped reading, up to its own 5 s timeout),
+            // or it is not reading now. Offering it again every turn only
+            // spins the loop; the next event on the socket, a POLLOUT
+            // service or lws asking to read again re-offers it.
+            ready &= !READ;
+        }
+        if revents & libc::POLLOUT != 0 && ready & PEER_DONE != 0 {
+            ready |= READ;
         }
         // SAFETY: the slot is registered with the same generation, so its wsi
         // is the live one lws gave us for this fd.
