@@ -1,12 +1,14 @@
 //! Keepalive: a peer silent for `ping_after` gets a ping, one silent past
 //! `hangup_after` is hung up (on_close with 1006) on both server and client
 //! connections; a pong or any message counts as a sign of life, and
-//! `keepalive: None` sends no pings at all.
+//! `keepalive: None` sends no pings at all. A long upload to a slow reader
+//! that says nothing is not hung up (its TCP takes our data while our ping
+//! waits behind it); one to a peer that stopped reading is.
 
 mod util;
 
 use lws::{Callbacks, CloseCode, Context, ContextOptions, Keepalive, ListenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
@@ -257,4 +259,209 @@ fn no_keepalive_means_no_ping() {
         closes.try_recv().is_err(),
         "the server closed the connection"
     );
+}
+
+/// A client sending one message that takes several hangup periods to
+/// cross (its server reads slowly and says nothing until it has all of
+/// it): the server is plainly alive, taking data all the while, so the
+/// client does not hang up on it.
+#[test]
+fn a_long_upload_to_a_slow_silent_reader_is_not_hung_up() {
+    const SIZE: usize = 12 << 20;
+    let _wd = util::watchdog("long_upload", 120);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A small receive buffer, so what the peer has taken in is close to
+    // what it has read (loopback's default holds megabytes it would
+    // still have to read after our last byte left).
+    small_receive_buffer(&listener);
+    // Reads 64 KiB every unit/50, 20 ms (about 3 MB/s: 4 units or more
+    // for the message), answers it with "got it", then reads to the close.
+    let peer = thread::spawn(move || -> Result<Vec<u8>, String> {
+        let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(bound())).unwrap();
+        raw_ws::accept(&mut stream).map_err(|e| format!("handshake: {e}"))?;
+        let mut reader = Slow(&mut stream);
+        let mut opcodes = Vec::new();
+        loop {
+            let (opcode, len) = skip_frame(&mut reader).map_err(|e| format!("read: {e}"))?;
+            opcodes.push(opcode);
+            if opcode == 2 {
+                if len != SIZE as u64 {
+                    return Err(format!("a message of {len} bytes"));
+                }
+                break;
+            }
+        }
+        stream
+            .write_all(&raw_ws::frame(true, 0, 1, None, b"got it"))
+            .map_err(|e| e.to_string())?;
+        let _ = raw_ws::read_to_close(&mut stream);
+        Ok(opcodes)
+    });
+    struct Slow<'a>(&'a mut TcpStream);
+    impl std::io::Read for Slow<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            thread::sleep(unit() / 50); // (slower under valgrind, as the periods)
+            let n = buf.len().min(64 * 1024);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let mut options = util::connect_options(util::url(port));
+    options.keepalive = keepalive();
+    let outcome: std::rc::Rc<std::cell::RefCell<Vec<String>>> = Default::default();
+    let (o1, o2, o3, o4) = (
+        outcome.clone(),
+        outcome.clone(),
+        outcome.clone(),
+        outcome.clone(),
+    );
+    let (stop1, stop2) = (cx.handle(), cx.handle());
+    cx.connect(
+        options,
+        Callbacks::new()
+            .on_connect(move |conn, _| {
+                o1.borrow_mut().push("connected".into());
+                conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
+            })
+            .on_message(move |conn, msg| {
+                o2.borrow_mut()
+                    .push(String::from_utf8_lossy(msg.as_bytes()).into_owned());
+                conn.close(CloseCode::NORMAL, "");
+            })
+            .on_close(move |_, code, _| {
+                o3.borrow_mut().push(format!("closed {}", code.0));
+                stop1.stop().unwrap();
+            })
+            .on_error(move |_, e| {
+                o4.borrow_mut().push(format!("error: {e}"));
+                stop2.stop().unwrap();
+            }),
+    )
+    .unwrap();
+    let stop = cx.handle();
+    cx.set_timeout(20 * bound(), move |_| stop.stop().unwrap());
+    let start = Instant::now();
+    cx.run().unwrap();
+    let took = start.elapsed();
+    assert_eq!(
+        *outcome.borrow(),
+        vec!["connected", "got it", "closed 1000"],
+        "after {took:?}"
+    );
+    drop(cx);
+    let opcodes = peer.join().unwrap().unwrap();
+    // It took longer than the client's hangup period, or this shows nothing.
+    assert!(took > hangup_after(), "the upload took only {took:?}");
+    // Any keepalive ping went out before or after the message, not inside
+    // it.
+    assert_eq!(opcodes.last(), Some(&2), "{opcodes:?}");
+}
+
+/// SO_RCVBUF of 64 KiB on a listener (its accepted sockets inherit it).
+fn small_receive_buffer(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: a valid socket and a c_int option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_RCVBUF");
+}
+
+/// The same long upload to a peer that stops reading part-way (its TCP
+/// still answers, with a closed window): hung up a hangup period after
+/// it stopped taking data.
+#[test]
+fn a_peer_that_stops_reading_mid_upload_is_hung_up() {
+    const SIZE: usize = 12 << 20;
+    let _wd = util::watchdog("stalled_upload", 120);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    small_receive_buffer(&listener);
+    // Reads 1 MiB of the message, then nothing until the client hangs up.
+    let (stopped_tx, stopped) = mpsc::channel();
+    let peer = thread::spawn(move || -> Result<bool, String> {
+        let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        raw_ws::accept(&mut stream).map_err(|e| format!("handshake: {e}"))?;
+        let mut buf = vec![0u8; 1 << 20];
+        stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        let _ = stopped_tx.send(Instant::now());
+        // The client's hang-up shows as an EOF or reset once we read again.
+        thread::sleep(3 * bound());
+        Ok(raw_ws::read_to_close(&mut stream).is_ok())
+    });
+
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let mut options = util::connect_options(util::url(port));
+    options.keepalive = keepalive();
+    let outcome: std::rc::Rc<std::cell::RefCell<Vec<String>>> = Default::default();
+    let (o1, o2) = (outcome.clone(), outcome.clone());
+    let closed_at: std::rc::Rc<std::cell::Cell<Option<Instant>>> = Default::default();
+    let c = closed_at.clone();
+    let stop1 = cx.handle();
+    cx.connect(
+        options,
+        Callbacks::new()
+            .on_connect(move |conn, _| {
+                o1.borrow_mut().push("connected".into());
+                conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
+            })
+            .on_close(move |_, code, _| {
+                c.set(Some(Instant::now()));
+                o2.borrow_mut().push(format!("closed {}", code.0));
+                stop1.stop().unwrap();
+            }),
+    )
+    .unwrap();
+    let stop = cx.handle();
+    cx.set_timeout(3 * bound(), move |_| stop.stop().unwrap());
+    cx.run().unwrap();
+    assert_eq!(*outcome.borrow(), vec!["connected", "closed 1006"]);
+    let stopped = stopped.recv().unwrap();
+    let after = closed_at.get().unwrap().saturating_duration_since(stopped);
+    assert!(after <= bound(), "hung up {after:?} after the peer stopped");
+    drop(cx);
+    assert!(peer.join().unwrap().unwrap(), "the socket was not closed");
+}
+
+/// Reads one frame and drops its payload as it comes, without unmasking
+/// it (which, for megabytes in a debug build under valgrind, takes longer
+/// than a keepalive period): its opcode and payload length.
+fn skip_frame(r: &mut impl Read) -> std::io::Result<(u8, u64)> {
+    let mut head = [0u8; 2];
+    r.read_exact(&mut head)?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b)?;
+            u16::from_be_bytes(b) as u64
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            r.read_exact(&mut b)?;
+            u64::from_be_bytes(b)
+        }
+        n => n as u64,
+    };
+    if head[1] & 0x80 != 0 {
+        r.read_exact(&mut [0u8; 4])?;
+    }
+    let (mut left, mut buf) = (len, vec![0u8; 64 * 1024]);
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        match r.read(&mut buf[..want])? {
+            0 => return Err(ErrorKind::UnexpectedEof.into()),
+            n => left -= n as u64,
+        }
+    }
+    Ok((head[0] & 0x0f, len))
 }

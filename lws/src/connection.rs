@@ -141,6 +141,10 @@ pub(crate) struct ConnSlot {
     /// our keepalive ping is outstanding.
     pub last_heard: std::time::Instant,
     pub pinged: bool,
+    /// Bytes of ours the peer's TCP had acknowledged at the last keepalive
+    /// sweep that looked (crate::keepalive: progress is a sign of life
+    /// while we have data for the peer it cannot have had yet).
+    pub acked_mark: Option<u64>,
     /// TCP_NODELAY to set once connected (None: leave lws's choice).
     pub nodelay: Option<bool>,
     /// permessage-deflate settings to accept (server) or offer (client).
@@ -194,6 +198,7 @@ impl ConnSlot {
             keepalive: None,
             last_heard: std::time::Instant::now(),
             pinged: false,
+            acked_mark: None,
             nodelay: None,
             deflate: None,
             deflate_active: false,

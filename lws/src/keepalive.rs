@@ -74,7 +74,15 @@ fn sweep(cx: &Context) {
             if !matches!(slot.state, State::Connected | State::Closing) {
                 continue;
             }
-            let silent = now.saturating_duration_since(slot.last_heard);
+            let mut silent = now.saturating_duration_since(slot.last_heard);
+            if silent >= k.ping_after / 2 && taking_our_backlog(slot) {
+                // The peer is taking data we have queued or in flight
+                // (where any ping of ours waits too): as good as hearing
+                // from it.
+                slot.last_heard = now;
+                slot.pinged = false;
+                silent = Duration::ZERO;
+            }
             if silent >= k.hangup_after.max(k.ping_after) {
                 kill.push((slot.id, slot.wsi));
             } else if silent >= k.ping_after && !slot.pinged {
@@ -99,4 +107,75 @@ fn sweep(cx: &Context) {
             };
         }
     }
+}
+
+/// True when we have data for the peer that it cannot have had yet (in
+/// our queue, in lws's buffer or in our kernel's send queue: a long
+/// message to a slow reader, where a ping waits too, as it cannot cut
+/// into a frame) and its TCP has acknowledged more of our data since the
+/// last sweep that looked. New data only: the answers to zero-window
+/// probes do not count, so a peer that stopped reading is still hung up,
+/// and so is a host that has gone. Looked at only for connections silent
+/// for half their ping time, so idle ones that answer cost nothing.
+fn taking_our_backlog(slot: &mut crate::connection::ConnSlot) -> bool {
+    if slot.wsi.is_null() {
+        return false;
+    }
+    // SAFETY: the slot holds the wsi, so lws has not freed it; these only
+    // read lws's send buffer state and the socket's fd.
+    let (buffered, fd) = unsafe {
+        (
+            sys::lws_partial_buffered(slot.wsi) != 0,
+            sys::lws_get_socket_fd(slot.wsi),
+        )
+    };
+    if slot.queue.is_empty() && !buffered && unsent_or_unacked(fd) == 0 {
+        slot.acked_mark = None;
+        return false;
+    }
+    let Some(acked) = bytes_acked(fd) else {
+        return false;
+    };
+    let before = slot.acked_mark.replace(acked);
+    before.is_some_and(|b| acked > b)
+}
+
+/// Bytes in the socket's send queue not yet acknowledged (SIOCOUTQ); 0
+/// when that cannot be told.
+fn unsent_or_unacked(fd: libc::c_int) -> usize {
+    if fd < 0 {
+        return 0;
+    }
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ on a socket) writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    if r == 0 {
+        n.max(0) as usize
+    } else {
+        0
+    }
+}
+
+/// How many bytes of ours the peer's TCP has acknowledged (TCP_INFO's
+/// tcpi_bytes_acked); None for a socket that is not TCP.
+fn bytes_acked(fd: libc::c_int) -> Option<u64> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: tcp_info is plain integers, valid when zeroed.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: fd is an open socket; info and len describe a buffer of len
+    // bytes, which the kernel fills up to its own struct's size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    let end = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+    (r == 0 && len as usize >= end).then_some(info.tcpi_bytes_acked)
 }

@@ -20,7 +20,11 @@ pub enum ReceiveMode {
 /// Keepalive (Net::WebSocket::Server's `silence_max`): a connection the
 /// peer has been silent on is pinged, and one that stays silent is hung
 /// up (`on_close` with [`CloseCode::ABNORMAL`](crate::CloseCode::ABNORMAL)).
-/// Anything received counts as a sign of life: a message or a pong.
+/// Anything received counts as a sign of life: a message or a pong. So
+/// does the peer taking data we still have for it (a long message to a
+/// slow reader, which any ping waits behind: a ping cannot cut into a
+/// frame): its TCP acknowledging new bytes (Linux `TCP_INFO`), which a
+/// peer that stopped reading, or a host that is gone, does not do.
 ///
 /// Checked on the loop every quarter of the smallest `ping_after` in use
 /// (between 50 ms and 1 s), so each limit is met within that much.
