@@ -198,41 +198,15 @@ fn a_client_whose_server_goes_silent_hangs_up() {
             }
         }
     });
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let mut options = util::connect_options(util::url(port));
-    options.keepalive = keepalive();
-    let outcome: std::rc::Rc<std::cell::RefCell<Vec<String>>> = Default::default();
-    let (o1, o2, o3) = (outcome.clone(), outcome.clone(), outcome.clone());
-    let (stop1, stop2) = (cx.handle(), cx.handle());
     let start = Instant::now();
-    let closed_at: std::rc::Rc<std::cell::Cell<Option<Duration>>> = Default::default();
-    let c = closed_at.clone();
-    cx.connect(
-        options,
-        Callbacks::new()
-            .on_connect(move |_, _| o1.borrow_mut().push("connected".into()))
-            .on_close(move |_, code, _| {
-                c.set(Some(start.elapsed()));
-                o2.borrow_mut().push(format!("closed {}", code.0));
-                stop1.stop().unwrap();
-            })
-            .on_error(move |_, e| {
-                o3.borrow_mut().push(format!("error: {e}"));
-                stop2.stop().unwrap();
-            }),
-    )
-    .unwrap();
-    let stop = cx.handle();
-    cx.set_timeout(3 * bound(), move |_| stop.stop().unwrap());
-    cx.run().unwrap();
-    assert_eq!(*outcome.borrow(), vec!["connected", "closed 1006"]);
-    let closed_at = closed_at.get().unwrap();
+    let client = run_client(port, 3 * bound(), |_| {});
+    assert_eq!(client.events, vec!["connected", "closed 1006"]);
+    let closed_at = client.closed_at.unwrap() - start;
     assert!(
         closed_at >= hangup_after(),
         "hung up after only {closed_at:?}"
     );
     assert!(closed_at <= bound(), "hung up after {closed_at:?}");
-    drop(cx);
     let (frames, eof) = peer.join().unwrap().unwrap();
     assert!(eof, "the client did not close the socket");
     assert_eq!(frames.len(), 1, "{frames:?}");
@@ -308,50 +282,16 @@ fn a_long_upload_to_a_slow_silent_reader_is_not_hung_up() {
         }
     }
 
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let mut options = util::connect_options(util::url(port));
-    options.keepalive = keepalive();
-    let outcome: std::rc::Rc<std::cell::RefCell<Vec<String>>> = Default::default();
-    let (o1, o2, o3, o4) = (
-        outcome.clone(),
-        outcome.clone(),
-        outcome.clone(),
-        outcome.clone(),
-    );
-    let (stop1, stop2) = (cx.handle(), cx.handle());
-    cx.connect(
-        options,
-        Callbacks::new()
-            .on_connect(move |conn, _| {
-                o1.borrow_mut().push("connected".into());
-                conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
-            })
-            .on_message(move |conn, msg| {
-                o2.borrow_mut()
-                    .push(String::from_utf8_lossy(msg.as_bytes()).into_owned());
-                conn.close(CloseCode::NORMAL, "");
-            })
-            .on_close(move |_, code, _| {
-                o3.borrow_mut().push(format!("closed {}", code.0));
-                stop1.stop().unwrap();
-            })
-            .on_error(move |_, e| {
-                o4.borrow_mut().push(format!("error: {e}"));
-                stop2.stop().unwrap();
-            }),
-    )
-    .unwrap();
-    let stop = cx.handle();
-    cx.set_timeout(20 * bound(), move |_| stop.stop().unwrap());
     let start = Instant::now();
-    cx.run().unwrap();
+    let client = run_client(port, 20 * bound(), |conn| {
+        conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
+    });
     let took = start.elapsed();
     assert_eq!(
-        *outcome.borrow(),
+        client.events,
         vec!["connected", "got it", "closed 1000"],
         "after {took:?}"
     );
-    drop(cx);
     let opcodes = peer.join().unwrap().unwrap();
     // It took longer than the client's hangup period, or this shows nothing.
     assert!(took > hangup_after(), "the upload took only {took:?}");
@@ -400,36 +340,13 @@ fn a_peer_that_stops_reading_mid_upload_is_hung_up() {
         Ok(raw_ws::read_to_close(&mut stream).is_ok())
     });
 
-    let cx = Context::new(ContextOptions::default()).unwrap();
-    let mut options = util::connect_options(util::url(port));
-    options.keepalive = keepalive();
-    let outcome: std::rc::Rc<std::cell::RefCell<Vec<String>>> = Default::default();
-    let (o1, o2) = (outcome.clone(), outcome.clone());
-    let closed_at: std::rc::Rc<std::cell::Cell<Option<Instant>>> = Default::default();
-    let c = closed_at.clone();
-    let stop1 = cx.handle();
-    cx.connect(
-        options,
-        Callbacks::new()
-            .on_connect(move |conn, _| {
-                o1.borrow_mut().push("connected".into());
-                conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
-            })
-            .on_close(move |_, code, _| {
-                c.set(Some(Instant::now()));
-                o2.borrow_mut().push(format!("closed {}", code.0));
-                stop1.stop().unwrap();
-            }),
-    )
-    .unwrap();
-    let stop = cx.handle();
-    cx.set_timeout(3 * bound(), move |_| stop.stop().unwrap());
-    cx.run().unwrap();
-    assert_eq!(*outcome.borrow(), vec!["connected", "closed 1006"]);
+    let client = run_client(port, 3 * bound(), |conn| {
+        conn.send(lws::Message::Binary(vec![5; SIZE])).unwrap();
+    });
+    assert_eq!(client.events, vec!["connected", "closed 1006"]);
     let stopped = stopped.recv().unwrap();
-    let after = closed_at.get().unwrap().saturating_duration_since(stopped);
+    let after = client.closed_at.unwrap().saturating_duration_since(stopped);
     assert!(after <= bound(), "hung up {after:?} after the peer stopped");
-    drop(cx);
     assert!(peer.join().unwrap().unwrap(), "the socket was not closed");
 }
 
@@ -464,4 +381,70 @@ fn skip_frame(r: &mut impl Read) -> std::io::Result<(u8, u64)> {
         }
     }
     Ok((head[0] & 0x0f, len))
+}
+
+/// What a client with [`keepalive`] saw of its connection.
+struct ClientRun {
+    /// "connected", each message received (as text), then "closed CODE"
+    /// or "error: ...".
+    events: Vec<String>,
+    /// When on_close ran.
+    closed_at: Option<Instant>,
+}
+
+/// Connects a client with [`keepalive`] to `port` and runs its loop until
+/// the connection ends (or `limit`): `on_connect` runs once connected, and
+/// a message received is answered with a normal close.
+fn run_client(
+    port: u16,
+    limit: Duration,
+    on_connect: impl Fn(&lws::Connection) + 'static,
+) -> ClientRun {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let cx = Context::new(ContextOptions::default()).unwrap();
+    let mut options = util::connect_options(util::url(port));
+    options.keepalive = keepalive();
+    let events: Rc<RefCell<Vec<String>>> = Rc::default();
+    let closed_at: Rc<Cell<Option<Instant>>> = Rc::default();
+    let (e1, e2, e3, e4, c) = (
+        events.clone(),
+        events.clone(),
+        events.clone(),
+        events.clone(),
+        closed_at.clone(),
+    );
+    let (stop1, stop2) = (cx.handle(), cx.handle());
+    cx.connect(
+        options,
+        Callbacks::new()
+            .on_connect(move |conn, _| {
+                e1.borrow_mut().push("connected".into());
+                on_connect(conn);
+            })
+            .on_message(move |conn, msg| {
+                e2.borrow_mut()
+                    .push(String::from_utf8_lossy(msg.as_bytes()).into_owned());
+                conn.close(CloseCode::NORMAL, "");
+            })
+            .on_close(move |_, code, _| {
+                c.set(Some(Instant::now()));
+                e3.borrow_mut().push(format!("closed {}", code.0));
+                stop1.stop().unwrap();
+            })
+            .on_error(move |_, e| {
+                e4.borrow_mut().push(format!("error: {e}"));
+                stop2.stop().unwrap();
+            }),
+    )
+    .unwrap();
+    let stop = cx.handle();
+    cx.set_timeout(limit, move |_| stop.stop().unwrap());
+    cx.run().unwrap();
+    drop(cx);
+    let events = events.borrow().clone();
+    ClientRun {
+        events,
+        closed_at: closed_at.get(),
+    }
 }
