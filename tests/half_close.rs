@@ -224,3 +224,65 @@ fn a_half_close_while_the_server_still_sends_lets_the_loop_sleep() {
         turn(&cx);
     }
 }
+
+/// Our client, whose server answers the upgrade, sends part of a frame
+/// and half-closes, all in one write: the client reads the EOF and ends
+/// the connection (1006). lws keeps what came after the 101 in its own
+/// buffer and spends the next POLLIN on that, not on the socket, so the
+/// EOF must stay offered (fuzz/client_bytes found a reactor change that
+/// held it back: the client never closed).
+#[test]
+fn a_client_whose_server_half_closes_inside_a_frame_closes() {
+    use lws::{Callbacks, CloseCode, Context, ContextOptions};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    let _wd = util::watchdog("half_close_client", 60);
+    for round in 0..20 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let head = raw_ws::read_head(&mut stream).unwrap();
+            let key = raw_ws::read_key(&head).unwrap();
+            let mut out = Vec::new();
+            raw_ws::switching(
+                &mut out,
+                &tungstenite::handshake::derive_accept_key(key.as_bytes()),
+            )
+            .unwrap();
+            out.extend_from_slice(&[0x82, 6, b'a', b'b', b'c']); // 3 of 6 bytes
+            stream.write_all(&out).unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+            // Until the client hangs up.
+            let _ = raw_ws::read_to_close(&mut stream);
+        });
+        let cx = Context::new(ContextOptions::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (tx2, stop) = (tx.clone(), cx.handle());
+        let stop2 = cx.handle();
+        cx.connect(
+            util::connect_options(util::url(port)),
+            Callbacks::new()
+                .on_close(move |_, code, _| {
+                    let _ = tx.send(Ok(code));
+                    stop.stop().unwrap();
+                })
+                .on_error(move |_, e| {
+                    let _ = tx2.send(Err(e.to_string()));
+                    stop2.stop().unwrap();
+                }),
+        )
+        .unwrap();
+        let stop = cx.handle();
+        cx.set_timeout(Duration::from_secs(10), move |_| stop.stop().unwrap());
+        cx.run().unwrap();
+        assert_eq!(
+            rx.try_recv(),
+            Ok(Ok(CloseCode::ABNORMAL)),
+            "round {round}: not closed at the EOF within 10 s"
+        );
+        drop(cx);
+        server.join().unwrap();
+    }
+}

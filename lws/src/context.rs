@@ -597,6 +597,7 @@ impl Context {
             self.shared.turn_started.set(std::time::Instant::now());
             // SAFETY: as above.
             unsafe { sys::_lws_plat_service_forced_tsi(raw, 0) };
+            self.shared.reactor.borrow_mut().unpark();
             self.after_service();
             // SAFETY: as above.
             ms = unsafe { sys::lws_service_adjust_timeout(raw, MAX_WAIT_MS, 0) };

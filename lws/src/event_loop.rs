@@ -72,6 +72,8 @@ pub(crate) struct Reactor {
     /// re-queues an fd (more to read, a write wanted), so two lists trade
     /// places instead of a fresh allocation per round.
     spare: Vec<RawFd>,
+    /// Half-closed fds whose EOF is held back (see `after_service`).
+    parked: Vec<RawFd>,
 }
 
 impl Reactor {
@@ -82,6 +84,7 @@ impl Reactor {
             fds: Vec::new(),
             ready: Vec::new(),
             spare: Vec::new(),
+            parked: Vec::new(),
         }
     }
 
@@ -246,6 +249,19 @@ impl Reactor {
         self.enqueue_if_serviceable(fd);
     }
 
+    /// Offers again every EOF held back: lws just served input it had
+    /// buffered, and may have used a POLLIN on that rather than on the
+    /// socket.
+    pub(crate) fn unpark(&mut self) {
+        for fd in std::mem::take(&mut self.parked) {
+            let slot = self.slot(fd);
+            if slot.registered && slot.ready & PEER_DONE != 0 {
+                slot.ready |= READ;
+                self.enqueue_if_serviceable(fd);
+            }
+        }
+    }
+
     /// Takes this round's ready list.
     pub(crate) fn take_ready(&mut self) -> Vec<RawFd> {
         let spare = std::mem::take(&mut self.spare);
@@ -302,14 +318,25 @@ impl Reactor {
         if revents & libc::POLLIN != 0 && ready & (HUP | PEER_DONE) == 0 && !kernel_has_bytes(fd) {
             ready &= !READ;
         }
-        if revents & libc::POLLIN != 0 && revents & libc::POLLOUT == 0 && slot.eof_only {
-            // lws was offered only the EOF and the connection lives on:
-            // lws read it and lingers (flushing what it still has to send
-            // to a peer that stopped reading, up to its own 5 s timeout),
-            // or it is not reading now. Offering it again every turn only
-            // spins the loop; the next event on the socket, a POLLOUT
-            // service or lws asking to read again re-offers it.
+        // SAFETY: the slot is registered with the same generation, so its wsi
+        // is the live one lws gave us for this fd.
+        if revents & libc::POLLIN != 0
+            && revents & libc::POLLOUT == 0
+            && slot.eof_only
+            && unsafe { sys::lws_partial_buffered(slot.wsi) } != 0
+        {
+            // lws was offered only the EOF while it still holds output, and
+            // the connection lives on: it lingers to flush that to a peer
+            // that is not reading (up to its own 5 s timeout). Offering the
+            // EOF again every turn only spins the loop; the next event on
+            // the socket, a POLLOUT service, lws asking to read again or
+            // lws's own buffered-rx service re-offers it. (Without output
+            // held the EOF stays offered: lws may have spent the POLLIN
+            // on input it had buffered, and reads the socket next time.)
             ready &= !READ;
+            if !self.parked.contains(&fd) {
+                self.parked.push(fd);
+            }
         }
         if revents & libc::POLLOUT != 0 && ready & PEER_DONE != 0 {
             ready |= READ;
