@@ -36,6 +36,22 @@ if [ "${triple%%-*}" = x86_64 ]; then
 	RUSTFLAGS="$RUSTFLAGS --cfg lws_c_coverage"
 fi
 
+# FUZZ_ASAN=1: lws's C is also built with gcc's AddressSanitizer (Rust
+# code is not instrumented: that needs nightly), so an invalid access in
+# lws aborts the input as a crash. rustc links with lld and no default
+# libs, so gcc's libasan is named on the link line and preloaded at run
+# time (its malloc must come before libc's). LeakSanitizer stays off:
+# each process keeps its context to the end. Own target dir advised: the
+# instrumented lws differs.
+if [ -n "${FUZZ_ASAN:-}" ]; then
+	asan_so=$(gcc -print-file-name=libasan.so)
+	[ -e "$asan_so" ] || { echo "FUZZ_ASAN: gcc has no libasan.so" >&2; exit 2; }
+	export CFLAGS="${CFLAGS:-} -fsanitize=address -fno-omit-frame-pointer"
+	RUSTFLAGS="$RUSTFLAGS -Clink-arg=-Wl,--no-as-needed -Clink-arg=$asan_so"
+	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}"
+	preload=$asan_so
+fi
+
 build() {
 	cargo build --release --target "$triple" -j "${FUZZ_JOBS:-2}" --bins
 }
@@ -60,7 +76,7 @@ echo "fuzz: running $target for ${seconds}s (log $log)"
 set +e
 # -timeout: a single input over 10 s is a hang even if our own 3 s
 # deadline did not fire. -rss_limit_mb: a leak that grows fails the run.
-nice -n 10 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+LD_PRELOAD=${preload:-} nice -n 10 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
 	-max_len=8192 -print_final_stats=1 \
 	-artifact_prefix="$work/artifacts/$target/" \
 	"$@" "$work/corpus/$target" "$here/corpus/$target" >"$log" 2>&1
