@@ -137,7 +137,25 @@ fn timer_callbacks_set_and_cancel_timers() {
         }
     });
     own.set(Some(id));
-    stop_in(&cx, Duration::from_millis(300));
+    // Stops 100 ms after all four are in (the doomed timer was due 10 ms
+    // after the inner one), or at a 10 s bound: a slow run (valgrind under
+    // load) gets there too, where a fixed 300 ms did not.
+    let (l, start) = (log.clone(), std::time::Instant::now());
+    let all_in: Rc<Cell<Option<std::time::Instant>>> = Rc::default();
+    cx.set_interval(Duration::from_millis(10), move |cx| {
+        let all = ["inner", "self-cancelled true"]
+            .iter()
+            .all(|w| l.borrow().iter().any(|e| e == w));
+        if all && all_in.get().is_none() {
+            all_in.set(Some(std::time::Instant::now()));
+        }
+        let settled = all_in
+            .get()
+            .is_some_and(|t| t.elapsed() > Duration::from_millis(100));
+        if settled || start.elapsed() > Duration::from_secs(10) {
+            cx.stop();
+        }
+    });
     cx.run().unwrap();
     let log = log.borrow();
     for want in ["outer", "cancelled true", "inner", "self-cancelled true"] {
