@@ -4,7 +4,8 @@
 # cores): each integration test file of every package, and each package's
 # unit tests. Fails on any invalid access (exit 99), any definite leak not
 # covered by .ci/valgrind.supp, or any failing test. Doctests and the
-# bench-only soak run are left to the plain test step (see SKIP).
+# one target in SKIP are left to the plain test step. The soak test scales
+# itself down under valgrind (tests/soak.rs says how).
 #
 # usage: .ci/valgrind.sh [LOG_DIR]   (from the workspace root)
 set -euo pipefail
@@ -14,12 +15,10 @@ rm -rf "$log_dir"
 mkdir -p "$log_dir"
 
 # Targets not run under valgrind, with why.
-#   soak: 200 client threads for 60 s; valgrind serialises threads, so it
-#   would take most of an hour. Its leak check is its own RSS bound.
 #   lws-sys bindings_current: runs bindgen's libclang over lws's headers to
 #   compare with the committed bindings; none of our code runs, and under
 #   valgrind it took 628 s of the step. The plain test step runs it.
-SKIP=" lws-rs:soak lws-sys:bindings_current "
+SKIP=" lws-sys:bindings_current "
 
 # Build everything once; list each test executable with its package dir.
 list=$log_dir/targets
