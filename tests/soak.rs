@@ -33,19 +33,19 @@ use tungstenite::Message as TMessage;
 const BROADCAST_EVERY: Duration = Duration::from_millis(10);
 const RSS_SLACK_KIB: u64 = 16 * 1024;
 
-fn soak_secs() -> u64 {
-    std::env::var("LWS_RS_SOAK_SECS")
+/// Seconds and clients: 60 s (or `LWS_RS_SOAK_SECS`) and 200, or a tenth
+/// of the scale under valgrind.
+fn scale() -> (u64, usize) {
+    let (secs, clients) = if util::under_valgrind() {
+        (20, 20)
+    } else {
+        (60, 200)
+    };
+    let secs = std::env::var("LWS_RS_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if util::under_valgrind() { 20 } else { 60 })
-}
-
-fn clients() -> usize {
-    if util::under_valgrind() {
-        20
-    } else {
-        200
-    }
+        .unwrap_or(secs);
+    (secs, clients)
 }
 
 /// The server's side of the books, shared with the sender thread (its
@@ -185,8 +185,7 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn churn_under_broadcast_loses_nothing_and_leaves_nothing() {
-    let secs = soak_secs();
-    let clients = clients();
+    let (secs, clients) = scale();
     let _wd = util::watchdog("soak", secs + 120);
     let books = Arc::new(Books::default());
     let b = books.clone();
@@ -341,14 +340,14 @@ fn churn_under_broadcast_loses_nothing_and_leaves_nothing() {
         total.graceful > clients && total.abrupt > 0,
         "too little churn to mean anything: {total:?}"
     );
-    if util::under_valgrind() {
-        // Memcheck's leak check covers memory here (see the file's doc).
-    } else if let (Some(warm), Some(late)) = (warm, late) {
+    // Under valgrind memcheck's leak check covers memory (see the file's doc).
+    if !util::under_valgrind() {
+        let (Some(warm), Some(late)) = (warm, late) else {
+            panic!("too few RSS samples for a {secs} s run: {samples:?}");
+        };
         assert!(
             late <= warm + RSS_SLACK_KIB,
             "RSS grew after warm-up: {warm} KiB -> {late} KiB ({samples:?})"
         );
-    } else {
-        panic!("too few RSS samples for a {secs} s run: {samples:?}");
     }
 }
